@@ -1,0 +1,63 @@
+"""Offline-learned generative closures ``H ~ p(H | ω)`` for coarse 2D turbulence (torch only).
+
+Modules (one concept each):
+
+- :mod:`closure.networks` — conditional velocity / score networks (two-branch conditional FNO, MLP),
+  parameter and FLOP counts.
+- :mod:`closure.autoencoders` — 64² ↔ 1×16×16 autoencoders (periodic conv, PCA/POD) and the
+  block-average condition encoder.
+- :mod:`closure.paths` — probability paths and their losses: flow matching, stochastic interpolants,
+  VE-SDE diffusion.
+- :mod:`closure.samplers` — scriptable samplers owning their network: FM Euler, SI Euler–Maruyama,
+  VE-SDE Euler–Maruyama (Karras grid), EDM Heun; straightness diagnostic.
+- :mod:`closure.regularizers` — latent regularizers MP, GA (with diffusion-potential distances),
+  batch KL.
+"""
+
+from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
+from closure.networks import ConditionalFNO, ConditionalMLP, FNOConfig, count_flops, count_parameters
+from closure.paths import VESDE, FlowMatching, PathSample, StochasticInterpolant, VEScoreNetwork
+from closure.regularizers import (
+    batch_kl_loss,
+    diffusion_potential,
+    geometry_aware_loss,
+    metric_preserving_loss,
+    potential_distances,
+)
+from closure.samplers import (
+    FlowEuler,
+    InterpolantEulerMaruyama,
+    Sampler,
+    VEEulerMaruyama,
+    VEHeun,
+    karras_grid,
+    straightness,
+)
+
+__all__ = [
+    "BlockAverageEncoder",
+    "ConvAutoencoder",
+    "PCAAutoencoder",
+    "ConditionalFNO",
+    "ConditionalMLP",
+    "FNOConfig",
+    "count_flops",
+    "count_parameters",
+    "FlowMatching",
+    "StochasticInterpolant",
+    "VESDE",
+    "VEScoreNetwork",
+    "PathSample",
+    "FlowEuler",
+    "InterpolantEulerMaruyama",
+    "VEEulerMaruyama",
+    "VEHeun",
+    "Sampler",
+    "karras_grid",
+    "straightness",
+    "metric_preserving_loss",
+    "geometry_aware_loss",
+    "batch_kl_loss",
+    "diffusion_potential",
+    "potential_distances",
+]
