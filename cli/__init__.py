@@ -1,0 +1,1 @@
+"""The ``kolmo`` command line (typer + rich): parse, call one package function, print."""

@@ -1,0 +1,145 @@
+r"""Planned real 2D FFTs over a batch: pyFFTW by default, NumPy as a debugging fallback.
+
+A :class:`RealFFT2` owns one aligned real buffer ``real`` of shape ``(B, N, N)`` and one
+aligned spectral buffer ``spec`` of shape ``(B, N, N//2+1)``. :meth:`RealFFT2.forward`
+computes ``spec = rfft2(real)`` and :meth:`RealFFT2.inverse` computes
+``real = N² irfft2(spec)``; both are *unnormalised*, as FFTW is, and the hot loops fold the
+``1/N²`` into the spectral kernels instead of spending a pass on it. ``inverse`` destroys
+``spec`` (FFTW's c2r transform works in place on its input; we own that choice: callers
+write ``spec`` fresh before every inverse).
+
+Plans are made once per shape with ``FFTW_MEASURE`` (configurable) and reused every step.
+FFTW wisdom is loaded from and saved to ``$KOLMO_CACHE_DIR/fftw_wisdom.pickle`` (default
+``~/.cache/kolmo``) so a second run does not measure again; the same wisdom also gives the
+same plan, hence bit-identical arithmetic, across processes (needed for exact restarts).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from kolmo.errors import ConfigurationError
+
+BACKENDS = ("fftw", "numpy")
+PLANNER_EFFORTS = ("estimate", "measure", "patient")
+
+_wisdom_loaded = False
+
+
+def cache_dir() -> Path:
+    """Folder for FFTW wisdom (``$KOLMO_CACHE_DIR`` or ``~/.cache/kolmo``)."""
+    return Path(os.environ.get("KOLMO_CACHE_DIR", Path.home() / ".cache" / "kolmo"))
+
+
+def _wisdom_file() -> Path:
+    return cache_dir() / "fftw_wisdom.pickle"
+
+
+def _load_wisdom() -> None:
+    global _wisdom_loaded
+    if _wisdom_loaded:
+        return
+    _wisdom_loaded = True
+    import pyfftw
+
+    try:
+        with open(_wisdom_file(), "rb") as fh:
+            pyfftw.import_wisdom(pickle.load(fh))
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
+        pass  # no or unreadable wisdom: plan from scratch
+
+
+def _save_wisdom() -> None:
+    import pyfftw
+
+    path = _wisdom_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            pickle.dump(pyfftw.export_wisdom(), fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only home: wisdom is an optimisation only
+
+
+class RealFFT2:
+    """Batched, planned ``rfft2`` / ``irfft2`` on owned buffers.
+
+    Parameters
+    ----------
+    n
+        Grid points per side.
+    batch
+        Number of fields transformed together (members, or members × components).
+    backend
+        ``"fftw"`` (default) or ``"numpy"`` (slow, for debugging and reference).
+    threads
+        FFTW threads.
+    planner
+        ``"estimate"``, ``"measure"`` (default) or ``"patient"``.
+    """
+
+    def __init__(self, n: int, batch: int, backend: str = "fftw", threads: int = 1,
+                 planner: str = "measure") -> None:
+        if backend not in BACKENDS:
+            raise ConfigurationError(f"unknown FFT backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if planner not in PLANNER_EFFORTS:
+            raise ConfigurationError(
+                f"unknown FFTW planner effort {planner!r}; valid: {', '.join(PLANNER_EFFORTS)}")
+        if batch < 1:
+            raise ConfigurationError(f"FFT batch must be >= 1, got {batch}")
+        if threads < 1:
+            raise ConfigurationError(f"FFT threads must be >= 1, got {threads}")
+        self.n, self.batch, self.backend, self.threads = int(n), int(batch), backend, int(threads)
+        rshape = (self.batch, self.n, self.n)
+        sshape = (self.batch, self.n, self.n // 2 + 1)
+        if backend == "fftw":
+            import pyfftw
+
+            _load_wisdom()
+            self.real = pyfftw.empty_aligned(rshape, dtype=np.float64)
+            self.spec = pyfftw.empty_aligned(sshape, dtype=np.complex128)
+            flag = "FFTW_" + planner.upper()
+            self._fwd = pyfftw.FFTW(self.real, self.spec, axes=(-2, -1), direction="FFTW_FORWARD",
+                                    flags=(flag,), threads=self.threads)
+            self._inv = pyfftw.FFTW(self.spec, self.real, axes=(-2, -1), direction="FFTW_BACKWARD",
+                                    flags=(flag, "FFTW_DESTROY_INPUT"), threads=self.threads)
+            self.real[...] = 0.0
+            self.spec[...] = 0.0
+            if planner != "estimate":
+                _save_wisdom()
+        else:
+            self.real = np.zeros(rshape, dtype=np.float64)
+            self.spec = np.zeros(sshape, dtype=np.complex128)
+
+    def forward(self) -> None:
+        """``spec ← rfft2(real)`` (unnormalised); ``real`` is preserved."""
+        if self.backend == "fftw":
+            self._fwd.execute()
+        else:
+            self.spec[...] = np.fft.rfft2(self.real)
+
+    def inverse(self) -> None:
+        """``real ← N² irfft2(spec)`` (unnormalised); ``spec`` is destroyed."""
+        if self.backend == "fftw":
+            self._inv.execute()
+        else:
+            self.real[...] = np.fft.irfft2(self.spec, s=(self.n, self.n)) * (self.n * self.n)
+
+    # Convenience (allocating) transforms for non-hot paths: numpy's normalisation.
+    def rfft2(self, field: np.ndarray) -> np.ndarray:
+        """Return ``rfft2(field)`` for ``field`` of shape ``(batch, N, N)`` (a new array)."""
+        self.real[...] = field
+        self.forward()
+        return self.spec.copy()
+
+    def irfft2(self, field_hat: np.ndarray) -> np.ndarray:
+        """Return ``irfft2(field_hat)`` (numpy normalisation, a new array); input untouched."""
+        self.spec[...] = field_hat
+        self.inverse()
+        return self.real * (1.0 / (self.n * self.n))
