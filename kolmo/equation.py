@@ -50,7 +50,8 @@ class VorticityEquation:
     linear : ndarray ``(N, N//2+1)``
         Diagonal implicit operator :math:`L = -(\\nu|k|^2 + \\mu)`.
     speed : ndarray ``(B,)``
-        ``max(|u| + |v|)`` per member at the last :meth:`explicit_terms` call (zero without advection).
+        ``max(|u| + |v|)`` per member at the last call that tracked it: in a time step, the
+        first stage, i.e. the state at the start of the step (zero without advection).
     """
 
     def __init__(self, grid: Grid, nu: float, mu: float = 0.0, forcing: np.ndarray | None = None,
@@ -87,18 +88,19 @@ class VorticityEquation:
             out[...] = self.forcing_hat - (self.coef_a * pq[:b] + self.coef_c * pq[b:])
         return out
 
-    def advection_products_hat(self, omega_hat: np.ndarray) -> np.ndarray:
+    def advection_products_hat(self, omega_hat: np.ndarray, track_speed: bool = True) -> np.ndarray:
         r"""Transforms of the Basdevant products ``(uv, u² − v²)``, ``(2B, N, N//2+1)``: a view of an
         internal buffer, valid until the next call. Records ``speed``.
 
         Invert (ψ̂ → û, v̂) → 2B inverse FFTs → products in physical space → 2B forward FFTs.
         The masked advection is ``coef_a * P̂ + coef_c * Q̂`` (see :mod:`kolmo.kernels`).
+        ``track_speed=False`` skips updating :attr:`speed` (steppers track it once per step).
         """
         g, fft = self.grid, self.fft2
         if self.backend == "fftw":
             kernels.velocity_hat_numba(omega_hat, g.kx_odd, g.ky_odd, g.inv_k2, self._scale, fft.spec)
             fft.inverse()
-            kernels.basdevant_products_numba(fft.real, self.speed)
+            kernels.basdevant_products_numba(fft.real, self.speed, track_speed)
         else:
             fft.spec[...] = kernels.velocity_hat(omega_hat, g.kx_odd, g.ky_odd, g.inv_k2, self._scale).reshape(fft.spec.shape)
             fft.inverse()

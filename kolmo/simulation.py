@@ -42,7 +42,7 @@ class CoarseState:
     omega
         Vorticity in physical space, ``(B, N, N)`` (1/time).
     omega_hat
-        Its ``rfft2``, ``(B, N, N//2+1)`` (read-only view: do not modify).
+        Its ``rfft2``, ``(B, N, N//2+1)`` (the solver's own array: read it, never modify it).
     step, time
         Step index and simulated time at the start of the step.
     grid, dt
@@ -132,6 +132,19 @@ class Simulation:
     def time(self) -> float:
         """Simulated time ``step · dt`` (never accumulated, so it has no drift)."""
         return self.step * self.config.dt
+
+    @property
+    def step_tendency_hat(self) -> np.ndarray:
+        """Step-constant tendency of the step just taken, ``(B, N, N//2+1)``, read-only view.
+
+        The sum held over the stages of the last :meth:`advance`: the Q-Wiener draw
+        :math:`\\sigma_W\\hat\\xi` plus the closure :math:`\\hat H` (each only if present); zeros
+        before the first step or without noise and closure. Valid until the next :meth:`advance`
+        (used by :mod:`kolmo.dataset` to record the noise of the step that starts at a recording time).
+        """
+        view = self._tendency.view()
+        view.flags.writeable = False
+        return view
 
     def vorticity(self) -> np.ndarray:
         """Physical vorticity ``(B, N, N)`` (a new array)."""

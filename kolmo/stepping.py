@@ -61,6 +61,7 @@ class Stepper:
         raise NotImplementedError
 
 
+
 class _LowStorageCN(Stepper):
     r"""Stages :math:`u \leftarrow [u + \Delta t(\alpha_k L u + \gamma_k N_k + \zeta_k N_{k-1})]/(1-\Delta t\beta_k L)`.
 
@@ -86,9 +87,9 @@ class _LowStorageCN(Stepper):
         use_t = tendency is not None
         t = tendency if use_t else explicit
         eq = self.equation
-        for (eg, ig), g, z in zip(self._gains, self.gammas, self.zetas):
+        for k, ((eg, ig), g, z) in enumerate(zip(self._gains, self.gammas, self.zetas)):
             if self._fused:
-                pq = eq.advection_products_hat(u)  # type: ignore[attr-defined]
+                pq = eq.advection_products_hat(u, track_speed=k == 0)  # type: ignore[attr-defined]
                 kernels.cn_stage_advective_numba(u, pq, eq.coef_a, eq.coef_c, eq.forcing_hat, t,  # type: ignore[attr-defined]
                                                  previous, eg, ig, g * self.dt, z * self.dt, use_t)
             else:
