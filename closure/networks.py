@@ -105,7 +105,12 @@ class SpectralConv2d(nn.Module):
 
     ``(K h)(x) = irfft2( R · rfft2(h) )``: the ``modes × modes`` lowest Fourier modes of each of the two
     half-planes kept by ``rfft2`` (``ky ∈ [0, modes)`` and ``ky ∈ [−modes, 0)``, ``kx ∈ [0, modes)``)
-    are multiplied by learned complex matrices ``R ∈ C^{in × out}``; all other modes are set to zero.
+    are multiplied by learned complex matrices ``R_k ∈ C^{in × out}`` (one per kept mode ``k``); all
+    other modes are set to zero.
+
+    The complex product is done in real arithmetic as one batched real matrix product over the
+    ``P = 2 modes²`` kept modes, ``[Re a, Im a] · [[Re R, Im R], [−Im R, Re R]]`` (complex ``bmm`` is slow
+    on CPU).
 
     Parameters
     ----------
@@ -113,6 +118,12 @@ class SpectralConv2d(nn.Module):
         Channel counts.
     modes : int
         Fourier modes kept in each dimension; needs ``modes <= n // 2`` for an ``n × n`` input.
+
+    Attributes
+    ----------
+    weight_real, weight_imag : Parameter, shape (2 modes², in, out)
+        ``Re R_k``, ``Im R_k``; mode ``k = r · modes + kx`` with row ``r < modes`` for ``ky = r`` and
+        ``r >= modes`` for ``ky = r − 2 modes``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: int) -> None:
@@ -123,12 +134,13 @@ class SpectralConv2d(nn.Module):
         self.out_channels = out_channels
         self.modes = modes
         scale = 1.0 / (in_channels * out_channels)
-        # index 0: ky in [0, modes); index 1: ky in [-modes, 0)
-        self.weight_real = nn.Parameter(scale * torch.rand(2, in_channels, out_channels, modes, modes))
-        self.weight_imag = nn.Parameter(scale * torch.rand(2, in_channels, out_channels, modes, modes))
+        n_kept = 2 * modes * modes
+        self.weight_real = nn.Parameter(scale * torch.rand(n_kept, in_channels, out_channels))
+        self.weight_imag = nn.Parameter(scale * torch.rand(n_kept, in_channels, out_channels))
 
     def forward(self, h: Tensor) -> Tensor:
         """Apply the layer to ``h`` of shape ``(B, in, n1, n2)``; returns ``(B, out, n1, n2)``."""
+        batch = h.shape[0]
         n1 = h.shape[-2]
         n2 = h.shape[-1]
         m = self.modes
@@ -138,15 +150,18 @@ class SpectralConv2d(nn.Module):
                 + str(2 * m) + "x" + str(2 * m) + ", got " + str(n1) + "x" + str(n2)
             )
         h_hat = torch.fft.rfft2(h)
-        weight = torch.complex(self.weight_real, self.weight_imag).to(h_hat.dtype)
-        out_hat = torch.zeros(
-            h.shape[0], self.out_channels, n1, n2 // 2 + 1, dtype=h_hat.dtype, device=h.device
-        )
-        out_hat[:, :, :m, :m] = torch.einsum("bixy,ioxy->boxy", h_hat[:, :, :m, :m], weight[0])
-        out_hat[:, :, n1 - m :, :m] = torch.einsum(
-            "bixy,ioxy->boxy", h_hat[:, :, n1 - m :, :m], weight[1]
-        )
-        return torch.fft.irfft2(out_hat, s=(n1, n2))
+        kept = torch.cat([h_hat[:, :, :m, :m], h_hat[:, :, n1 - m :, :m]], dim=2)  # (B, in, 2m, m)
+        # (B, in, 2m, m, 2) -> (2m, m, B, 2, in) -> (P, B, 2 in)
+        a = torch.view_as_real(kept).permute(2, 3, 0, 4, 1).reshape(2 * m * m, batch, 2 * self.in_channels)
+        w_re = self.weight_real.to(a.dtype)
+        w_im = self.weight_imag.to(a.dtype)
+        block = torch.cat([torch.cat([w_re, w_im], dim=2), torch.cat([-w_im, w_re], dim=2)], dim=1)
+        out = torch.bmm(a, block)  # (P, B, 2 out) = [Re, Im]
+        out = out.reshape(2 * m, m, batch, 2, self.out_channels).permute(2, 4, 0, 1, 3).contiguous()
+        out_hat = torch.view_as_complex(out)  # (B, out, 2m, m)
+        gap = torch.zeros(batch, self.out_channels, n1 - 2 * m, m, dtype=out_hat.dtype, device=h.device)
+        full = torch.cat([out_hat[:, :, :m], gap, out_hat[:, :, m:]], dim=2)  # (B, out, n1, m)
+        return torch.fft.irfft2(full, s=(n1, n2))  # kx >= m zero-padded by irfft2
 
     def flops(self, n1: int, n2: int) -> float:
         """FLOPs per sample on an ``n1 × n2`` grid: rfft2 per input channel, complex multiply-adds
