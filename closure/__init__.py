@@ -25,6 +25,9 @@ from closure.regularizers import (
     potential_distances,
 )
 from closure.samplers import (
+    T_MAX_LATENT,
+    T_MAX_PHYSICAL,
+    T_MIN,
     FlowEuler,
     InterpolantEulerMaruyama,
     Sampler,
@@ -53,6 +56,9 @@ __all__ = [
     "VEEulerMaruyama",
     "VEHeun",
     "Sampler",
+    "T_MAX_PHYSICAL",
+    "T_MAX_LATENT",
+    "T_MIN",
     "karras_grid",
     "straightness",
     "metric_preserving_loss",
