@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PathSample", "FlowMatching", "StochasticInterpolant", "VESDE", "VEScoreNetwork"]
+__all__ = ["PathSample", "FlowMatching", "StochasticInterpolant", "VESDE", "VEScoreNetwork", "ve_std"]
 
 
 @dataclass(frozen=True)

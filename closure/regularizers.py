@@ -167,7 +167,7 @@ def diffusion_potential(
     t: int = 10,
     decay: float = 40.0,
     thresh: float = 1e-4,
-    n_landmarks: Optional[int] = None,
+    n_landmarks: Optional[int] = 2000,
     seed: int = 0,
 ) -> np.ndarray:
     """Diffusion potentials ``U`` (PHATE, Moon et al. 2019), one row per point.
@@ -183,7 +183,8 @@ def diffusion_potential(
     5. ``t``-step diffusion ``P^t``.
     6. Potential ``U = −log(P^t + 1e-7)`` (row ``i`` = potential of the walk started at ``x_i``).
 
-    Landmarks (``n_landmarks = m < n``; PHATE uses 2,000 landmarks above 2,000 points): ``m`` points
+    Landmarks (``n_landmarks = m < n``; the default ``m = 2000`` is PHATE's rule: exact up to 2,000
+    points, landmarks above — the exact form needs several dense ``n × n`` matrices): ``m`` points
     are drawn uniformly without replacement (seeded); steps 1–5 run on the landmarks, giving
     ``P_L (m, m)``; every point ``i`` then takes one kernel step into the landmarks, ``w_i`` (its row of
     the step-3/4 kernel against the landmarks, bandwidth = distance to its ``knn``-th nearest landmark,
@@ -208,8 +209,9 @@ def diffusion_potential(
         α-decay exponent (PHATE default 40).
     thresh : float
         Kernel values below it are set to 0.
-    n_landmarks : int, optional
-        Use the landmark approximation with this many landmarks when smaller than ``n``.
+    n_landmarks : int or None
+        Use the landmark approximation with this many landmarks when smaller than ``n``; ``None``
+        forces the exact computation.
     seed : int
         Seed of the landmark draw.
 
@@ -262,7 +264,7 @@ def potential_distances(
     t: int = 10,
     decay: float = 40.0,
     thresh: float = 1e-4,
-    n_landmarks: Optional[int] = None,
+    n_landmarks: Optional[int] = 2000,
     seed: int = 0,
 ) -> np.ndarray:
     """Diffusion-potential (PHATE) distances ``D_ij = ‖U_i − U_j‖`` between all points.
