@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import dataset as _dataset
 from cli import info as _info
 from cli import run as _run
 
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
+app.command("dataset", help=_dataset.HELP)(_dataset.dataset)
 app.command("info", help="Print what a run file, dataset file or closure artifact holds.")(_info.info)
 
 

@@ -1,0 +1,647 @@
+r"""Training data: coarse (vorticity, closure) pairs from fine-grid truth runs (``kolmo dataset``).
+
+The fine truth is integrated in batches of members; after the burn-in, at every recording
+time :math:`t_n = n\Delta t` the coarse vorticity and the closure term are computed from the
+fine state and stored on the coarse grid (layout and reader: :mod:`kolmo.pairs`).
+
+Targets
+-------
+``missing-physics`` (dong2026, the paper)
+    Coarse vorticity :math:`\bar\omega = S\omega` with :math:`S` = take every
+    :math:`(N_f/N_c)`-th grid point (no filter). Closure
+
+    .. math:: H^n = S\big[-P_f(u\cdot\nabla\omega)(t_n) + \sigma_W\xi^n\big]
+
+    evaluated on the fine grid at the recording step: the dealiased advection of the state
+    at :math:`t_n` plus the Q-Wiener noise drawn for the step :math:`t_n \to t_n + \Delta t`.
+    The coarse model has no advection and no noise (:meth:`DatasetSpec.coarse_config`:
+    ``advection=False``, ``noise_sigma=0``, stepper ``cn-euler``), i.e. the paper's reduced model
+    :math:`\hat\omega^{n+1} = [\hat\omega^n + \Delta t(\hat f + \hat H^n) - \tfrac12\Delta t\nu|k|^2
+    \hat\omega^n]/(1 + \tfrac12\Delta t\nu|k|^2)` (with drag μ where the preset has one).
+``sgs`` (kolmogorov LES)
+    Coarse vorticity :math:`\bar\omega = T G\omega` with :math:`T` the sharp spectral truncation
+    to the coarse grid's modes (:func:`kolmo.coarse.truncate_hat`) and :math:`G` an optional
+    Gaussian filter (``filter="gaussian"``; identity for ``"sharp"``). Closure :math:`-\tau` with
+
+    .. math:: \tau = T G\,P_f(u\cdot\nabla\omega) - P_c(\bar u\cdot\nabla\bar\omega),
+
+    :math:`P_c(\bar u\cdot\nabla\bar\omega)` computed by a coarse :class:`~kolmo.equation.VorticityEquation`
+    (its own 2/3 rule). The coarse model keeps its advection and adds :math:`-\tau`; then
+    :math:`\mathrm{RHS}_c(\bar\omega) - \tau = T G\,\mathrm{RHS}_f(\omega)` to round-off (for the
+    Gaussian filter up to the forcing, which the coarse model takes unfiltered). The noise of a
+    stochastic preset is not part of τ: the coarse model draws its own.
+
+Trajectories, batches and the split
+-----------------------------------
+Trajectory ``j`` (0-based) is member ``j`` of the fine run: its initial condition and noise
+depend only on ``(seed, j)`` (:func:`kolmo.forcing.member_generators`). Batch ``b`` integrates
+members ``[bB, min((b+1)B, n))`` (``B`` = ``members_per_batch``) with ``Config.first_member = bB``.
+**Split rule**: trajectories ``0 … n−m−1`` are ``train``, the last ``m`` (``test_trajectories``)
+are ``test``; the split is by trajectory, never by snapshot.
+
+Recording times are ``burn_in + k·every`` for ``k = 0, 1, …`` while below ``t_end`` (half-open:
+the paper's t ∈ [20, 40) every 0.1 gives 200 per trajectory). ``every`` must be a whole number of
+time steps: if the preset's Δt does not divide it, Δt is lowered to ``every / ceil(every/Δt)``
+(e.g. kolmogorov at 256², every 0.1: Δt = 0.1/58); ``burn_in`` must then be a whole number of steps.
+
+Files and resuming
+------------------
+The file is built as ``OUT.partial``; every dataset is preallocated at full size, each finished
+batch is written at its fixed rows and then marked in the per-trajectory ``done`` mask. Rerunning
+with the same arguments resumes: finished batches are skipped, unfinished ones recomputed
+from the start. Batch composition and arithmetic do not depend on the interruption, so the
+final arrays (and the content fingerprint) equal an uninterrupted build's. FFTW threads are not
+part of the arguments checked; bit-identity assumes the same FFTW wisdom (``kolmo.fft``). At
+the end the train statistics and the fingerprint are computed and ``OUT.partial`` is renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+from kolmo import __version__
+from kolmo.coarse import coarsening_factor, gaussian_filter_hat, subsample, truncate_hat
+from kolmo.equation import VorticityEquation
+from kolmo.errors import ConfigurationError, FileFormatError, NonFiniteError, OutputExistsError
+from kolmo.fft import RealFFT2
+from kolmo.forcing import make_forcing
+from kolmo.grid import Grid
+from kolmo.io import partial_path, to_json
+from kolmo.pairs import FINGERPRINT_DEFINITION, FORMAT, FORMAT_VERSION, SPLITS, fingerprint, split_statistics
+from kolmo.presets import PRESETS, Config, preset
+from kolmo.simulation import Simulation
+
+TARGETS: dict[str, str] = {
+    "missing-physics": (
+        "H = S[-P_f(u.grad omega) + sigma_W xi]: the 2/3-dealiased fine-grid advection of the state at the "
+        "recording time t_n plus the Q-Wiener noise drawn for the step t_n -> t_n + dt, subsampled (S = every "
+        "(N_f/N_c)-th point). A vorticity tendency (1/time^2). Coarse model: no advection, no noise, "
+        "d(omega)/dt = nu lap(omega) - mu omega + f + H (stepped with cn-euler: the paper's reduced model)."),
+    "sgs": (
+        "-tau, tau = T G P_f(u.grad omega) - P_c(u_bar.grad omega_bar), omega_bar = T G omega, T the sharp "
+        "truncation to the coarse grid's modes (|n_x|,|n_y| < N_c/2), G the filter (identity for sharp), P_f/P_c "
+        "the 2/3 dealiasing of the fine/coarse grid. A vorticity tendency (1/time^2). Coarse model: its own "
+        "dealiased advection plus -tau, so RHS_c(omega_bar) - tau = T G RHS_f(omega) up to the forcing."),
+}
+DEFAULT_TARGETS = {"dong2026": "missing-physics", "kolmogorov": "sgs"}
+COARSE_GRAININGS: dict[str, str] = {
+    "subsample": "every (N_f/N_c)-th grid point, starting at index 0 (no filter)",
+    "sharp": "sharp spectral cutoff: keep the coarse grid's modes |n_x|, |n_y| < N_c/2 (coarse Nyquist dropped)",
+    "gaussian": "Gaussian filter exp(-|k|^2 D^2/24), D = L/N_c, then the sharp spectral cutoff",
+}
+TARGET_COARSE_GRAININGS = {"missing-physics": ("subsample",), "sgs": ("sharp", "gaussian")}
+SPLIT_RULE = "trajectory j < trajectories - test_trajectories -> train, else test (by trajectory, never by snapshot)"
+_BUILDER_FIELDS = ("n", "members", "first_member", "seed", "t_end", "save_every", "preset")
+
+
+# ---------------------------------------------------------------------------------------------- spec
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything that defines a dataset's content (the ``kolmo dataset`` arguments).
+
+    Defaults reproduce the paper's dataset: dong2026, 256² → 64², 100 trajectories (90 train /
+    10 test), burn-in 20, recordings every 0.1 for t ∈ [20, 40) → 18,000 / 2,000 pairs.
+
+    Attributes
+    ----------
+    preset
+        ``dong2026`` or ``kolmogorov`` (physics of the fine run, :func:`kolmo.presets.preset`).
+    fine, coarse
+        Grid points per side of the truth run and of the coarse model (``coarse`` divides ``fine``).
+    trajectories, test_trajectories
+        Number of trajectories in all, and how many (the last ones) form the test split.
+    burn_in, t_end, every
+        Discarded spin-up time, end time, recording interval (preset time units).
+    members_per_batch
+        Trajectories integrated together (memory and speed only; fixed for a build and its resume).
+    seed
+        Root seed; trajectory ``j`` uses streams of ``(seed, j)``.
+    target
+        ``missing-physics`` or ``sgs`` (default: by preset).
+    filter
+        Coarse-graining: ``subsample`` (missing-physics, the only choice), ``sharp`` (sgs default)
+        or ``gaussian`` (sgs).
+    overrides
+        Extra fine-run :class:`~kolmo.presets.Config` fields (e.g. ``{"stepper": "cn-euler"}``).
+    """
+
+    preset: str = "dong2026"
+    fine: int = 256
+    coarse: int = 64
+    trajectories: int = 100
+    test_trajectories: int = 10
+    burn_in: float = 20.0
+    t_end: float = 40.0
+    every: float = 0.1
+    members_per_batch: int = 10
+    seed: int = 0
+    target: str | None = None
+    filter: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigurationError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
+        target = self.target if self.target is not None else DEFAULT_TARGETS[self.preset]
+        if target not in TARGETS:
+            raise ConfigurationError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
+        method = self.filter if self.filter is not None else TARGET_COARSE_GRAININGS[target][0]
+        if method not in COARSE_GRAININGS:
+            raise ConfigurationError(f"unknown filter {method!r}; valid: {', '.join(COARSE_GRAININGS)}")
+        if method not in TARGET_COARSE_GRAININGS[target]:
+            raise ConfigurationError(
+                f"filter {method!r} does not apply to target {target!r}: it coarse-grains by "
+                f"{' or '.join(TARGET_COARSE_GRAININGS[target])}")
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "filter", method)
+        object.__setattr__(self, "overrides", dict(self.overrides))
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(name: str, expected: str) -> ConfigurationError:
+            return ConfigurationError(f"invalid {name} = {getattr(self, name)!r}: expected {expected}")
+
+        for name in ("fine", "coarse", "trajectories", "members_per_batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise bad(name, "a positive integer")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise bad("seed", "an integer >= 0")
+        if not isinstance(self.test_trajectories, (int, np.integer)) or not 0 <= self.test_trajectories < self.trajectories:
+            raise bad("test_trajectories", f"an integer in [0, trajectories = {self.trajectories}) (train must not be empty)")
+        for name in ("burn_in", "t_end", "every"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise bad(name, "a finite number >= 0")
+        if self.every <= 0:
+            raise bad("every", "a positive number")
+        if self.t_end <= self.burn_in:
+            raise bad("t_end", f"a time after the burn-in ({self.burn_in})")
+        coarsening_factor(self.fine, self.coarse)
+        clash = sorted(set(self.overrides) & set(_BUILDER_FIELDS))
+        if clash:
+            raise ConfigurationError(f"config field(s) {clash} are set by the dataset arguments, not overrides")
+        self.fine_config()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def train_trajectories(self) -> int:
+        return self.trajectories - self.test_trajectories
+
+    def fine_config(self) -> Config:
+        """The fine truth run's :class:`Config` for batch 0 (``members_per_batch`` members).
+
+        Δt is the preset's, lowered if needed so that ``every`` is a whole number of steps.
+        """
+        cfg = preset(self.preset, self.fine, **self.overrides)
+        if not cfg.advection:
+            raise ConfigurationError("the fine truth run needs advection (override advection=false is not allowed)")
+        dt = cfg.dt
+        ratio = self.every / dt
+        if abs(ratio - round(ratio)) > 1e-9 * ratio or round(ratio) < 1:
+            dt = self.every / math.ceil(ratio)
+        burn = self.burn_in / dt
+        if abs(burn - round(burn)) > 1e-6:
+            raise ConfigurationError(
+                f"burn-in {self.burn_in} is not a whole number of time steps (dt = {dt:.6g}); "
+                f"choose a multiple of {dt:.6g}")
+        return cfg.replace(dt=dt, t_end=self.t_end, save_every=self.every,
+                           members=min(self.members_per_batch, self.trajectories), first_member=0,
+                           seed=int(self.seed))
+
+    def record_steps(self, dt: float | None = None) -> np.ndarray:
+        """Fine-run step indices of the recordings, ``(T,)``: ``burn_in + k·every < t_end``."""
+        dt = self.fine_config().dt if dt is None else dt
+        burn = int(round(self.burn_in / dt))
+        every = int(round(self.every / dt))
+        count = max(1, math.ceil((self.t_end - self.burn_in) / self.every - 1e-9))
+        return burn + every * np.arange(count, dtype=np.int64)
+
+    def coarse_config(self) -> Config:
+        """The coarse model the closure completes, on the ``coarse`` grid (one member).
+
+        ``missing-physics``: no advection, no noise, stepper ``cn-euler`` (the paper's reduced
+        model); ``sgs``: the fine physics (own advection) on the coarse grid.
+        """
+        cfg = self.fine_config().replace(n=self.coarse, members=1, first_member=0)
+        if self.target == "missing-physics":
+            cfg = cfg.replace(advection=False, noise_sigma=0.0, stepper="cn-euler")
+        return cfg
+
+    def batches(self) -> list[tuple[int, int]]:
+        """``(first trajectory, members)`` of every batch, in order."""
+        b = int(self.members_per_batch)
+        return [(s, min(b, self.trajectories - s)) for s in range(0, self.trajectories, b)]
+
+    def locate(self, j: int) -> tuple[str, int]:
+        """Split and position within the split of trajectory ``j``."""
+        return ("train", j) if j < self.train_trajectories else ("test", j - self.train_trajectories)
+
+    def build_arguments(self) -> dict[str, Any]:
+        """What must match for a partial file to be resumed (the spec plus the software version)."""
+        args = dataclasses.asdict(self)
+        args["kolmo_version"] = __version__
+        return json.loads(to_json(args))
+
+
+# ---------------------------------------------------------------------------------------------- closures
+def missing_physics_closure_hat(equation: VorticityEquation, omega_hat: np.ndarray,
+                                noise_hat: np.ndarray) -> np.ndarray:
+    r"""Fine-grid :math:`\hat H = -P_f\widehat{u\cdot\nabla\omega} + \sigma_W\hat\xi`, ``(B, N, N//2+1)``.
+
+    Parameters
+    ----------
+    equation
+        The fine :class:`VorticityEquation` (its 2/3 rule is :math:`P_f`).
+    omega_hat
+        Fine state at the recording time, ``(B, N, N//2+1)``.
+    noise_hat
+        The noise tendency drawn for the step that starts there (:attr:`Simulation.step_tendency_hat`).
+    """
+    return noise_hat - equation.advection_hat(omega_hat)
+
+
+def sgs_closure_hat(fine_equation: VorticityEquation, coarse_equation: VorticityEquation,
+                    omega_hat: np.ndarray, filter_hat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Coarse :math:`\hat{\bar\omega} = TG\hat\omega` and closure :math:`-\hat\tau`, each ``(B, N_c, N_c//2+1)``.
+
+    :math:`\tau = TG\,P_f\widehat{u\cdot\nabla\omega} - P_c\widehat{\bar u\cdot\nabla\bar\omega}`
+    (``filter_hat`` = G on the fine grid, ``None`` for the sharp cutoff alone).
+    """
+    nc = coarse_equation.grid.n
+    adv = fine_equation.advection_hat(omega_hat)
+    w = omega_hat
+    if filter_hat is not None:
+        w = w * filter_hat
+        adv *= filter_hat
+    omega_bar_hat = truncate_hat(w, nc)
+    tau = truncate_hat(adv, nc) - coarse_equation.advection_hat(omega_bar_hat)
+    return omega_bar_hat, -tau
+
+
+def coarse_equation(config: Config, members: int = 1, backend: str = "fftw", threads: int = 1,
+                    planner: str = "measure") -> VorticityEquation:
+    """The :class:`VorticityEquation` of ``config`` (e.g. :meth:`DatasetSpec.coarse_config`) for ``members`` fields."""
+    g = Grid(config.n, config.L, config.dealias)
+    return VorticityEquation(g, config.nu, config.mu, make_forcing(config.forcing, g, **config.forcing_params),
+                             members=members, advection=config.advection, backend=backend, threads=threads,
+                             planner=planner)
+
+
+class _Recorder:
+    """Computes one recording for the batch in two halves around the fine step that starts at it."""
+
+    def before_step(self) -> None:
+        raise NotImplementedError
+
+    def after_step(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(coarse vorticity, closure)``, each ``(B, N_c, N_c)`` float64."""
+        raise NotImplementedError
+
+
+class _MissingPhysicsRecorder(_Recorder):
+    def __init__(self, sim: Simulation, n_coarse: int) -> None:
+        self.sim, self.nc = sim, n_coarse
+        self._omega_hat = np.empty_like(sim.omega_hat)
+        self._omega: np.ndarray | None = None
+
+    def before_step(self) -> None:
+        self._omega_hat[...] = self.sim.omega_hat
+        self._omega = subsample(self.sim.vorticity(), self.nc)
+
+    def after_step(self) -> tuple[np.ndarray, np.ndarray]:
+        sim = self.sim
+        h_hat = missing_physics_closure_hat(sim.equation, self._omega_hat, sim.step_tendency_hat)
+        return self._omega, subsample(sim.fft.irfft2(h_hat), self.nc)  # type: ignore[return-value]
+
+
+class _SGSRecorder(_Recorder):
+    def __init__(self, sim: Simulation, spec: DatasetSpec, backend: str, threads: int, planner: str) -> None:
+        self.sim = sim
+        b = sim.config.members
+        self.coarse_eq = coarse_equation(spec.coarse_config(), b, backend, threads, planner)
+        self.fft = RealFFT2(spec.coarse, b, backend=backend, threads=threads, planner=planner)
+        self.filter_hat = gaussian_filter_hat(sim.grid, n_coarse=spec.coarse) if spec.filter == "gaussian" else None
+        self._out: tuple[np.ndarray, np.ndarray] | None = None
+
+    def before_step(self) -> None:
+        wbar, h = sgs_closure_hat(self.sim.equation, self.coarse_eq, self.sim.omega_hat, self.filter_hat)
+        self._out = (self.fft.irfft2(wbar), self.fft.irfft2(h))
+
+    def after_step(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._out  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------- progress
+@dataclass(frozen=True)
+class BuildProgress:
+    """What the progress callback of :func:`build_dataset` receives.
+
+    ``phase`` is ``"start"`` (once, after resuming), ``"step"`` (every recording),
+    ``"batch"`` (a batch was written) or ``"finalize"`` (statistics and fingerprint).
+    ``work_*`` count member-steps of this call (for an ETA).
+    """
+
+    phase: str
+    batch: int
+    batches: int
+    first_trajectory: int
+    members: int
+    step: int
+    steps: int
+    work_done: int
+    work_total: int
+    trajectories_done: int
+    trajectories: int
+    pairs_written: int
+    elapsed: float
+
+
+@dataclass
+class DatasetSummary:
+    """What :func:`build_dataset` reports. Seconds are wall-clock within this call."""
+
+    path: Path
+    spec: DatasetSpec
+    pairs_total: int
+    pairs_written: int
+    trajectories_computed: int
+    trajectories_resumed: int
+    wall_seconds: float
+    setup_seconds: float
+    solver_seconds: float
+    closure_seconds: float
+    io_seconds: float
+    finalize_seconds: float
+    fingerprint: str
+    stats: dict[str, Any]
+    dt: float
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs_written / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Closure evaluation + I/O + statistics/fingerprint: everything beyond the solver and setup."""
+        return self.closure_seconds + self.io_seconds + self.finalize_seconds
+
+    @property
+    def overhead_vs_solver(self) -> float:
+        """Overhead relative to the solver alone."""
+        return self.overhead_seconds / self.solver_seconds if self.solver_seconds > 0 else float("nan")
+
+    @property
+    def overhead_share(self) -> float:
+        """Overhead as a share of the wall-clock."""
+        return self.overhead_seconds / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------- file
+def _root_attrs(spec: DatasetSpec, cfg: Config, steps: np.ndarray, backend: str) -> dict[str, Any]:
+    import numba
+    import pyfftw
+
+    fine_grid = Grid(spec.fine, cfg.L, cfg.dealias)
+    coarse_grid = Grid(spec.coarse, cfg.L, cfg.dealias)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "status": "building",
+        "preset": spec.preset, "target": spec.target, "target_definition": TARGETS[spec.target],
+        "coarse_graining": spec.filter, "coarse_graining_definition": COARSE_GRAININGS[spec.filter],
+        "config": cfg.to_json(), "coarse_config": spec.coarse_config().to_json(),
+        "build": to_json(spec.build_arguments()),
+        "n_fine": spec.fine, "n_coarse": spec.coarse, "coarsening_factor": spec.fine // spec.coarse,
+        "L": cfg.L, "dt": cfg.dt, "stepper": cfg.stepper, "nu": cfg.nu, "mu": cfg.mu,
+        "fine_grid": to_json(fine_grid.describe()), "coarse_grid": to_json(coarse_grid.describe()),
+        "seed": int(spec.seed),
+        "seeds": to_json({"root": int(spec.seed), "trajectory_streams":
+                          "trajectory j: SeedSequence([seed, j, 0]) initial condition, [seed, j, 1] noise"}),
+        "burn_in": spec.burn_in, "t_end": spec.t_end, "every": spec.every,
+        "snapshots_per_trajectory": len(steps), "trajectories": spec.trajectories,
+        "train_trajectories": spec.train_trajectories, "test_trajectories": spec.test_trajectories,
+        "members_per_batch": spec.members_per_batch, "split_rule": SPLIT_RULE,
+        "recording_rule": "t = burn_in + k*every < t_end; fine step index = round(t/dt)",
+        "dtype": "vorticity and closure stored as float32 (computed in float64); time float64",
+        "kolmo_version": __version__, "numpy_version": np.__version__, "h5py_version": h5py.__version__,
+        "numba_version": numba.__version__, "pyfftw_version": pyfftw.__version__, "fft_backend": backend,
+        "fingerprint_definition": FINGERPRINT_DEFINITION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+    }
+
+
+def _create(part: Path, spec: DatasetSpec, cfg: Config, steps: np.ndarray, backend: str) -> h5py.File:
+    part.parent.mkdir(parents=True, exist_ok=True)
+    h5 = h5py.File(part, "w")
+    for k, v in _root_attrs(spec, cfg, steps, backend).items():
+        h5.attrs[k] = v
+    nc, t = spec.coarse, len(steps)
+    ranges = {"train": range(0, spec.train_trajectories), "test": range(spec.train_trajectories, spec.trajectories)}
+    for split in SPLITS:
+        ids = np.asarray(ranges[split], dtype=np.int64)
+        n = len(ids) * t
+        g = h5.create_group(split)
+        g.attrs["trajectories"], g.attrs["pairs"] = len(ids), n
+        for name, units, desc in (
+                ("vorticity", "1/time", f"coarse vorticity ({spec.filter}), dims (pair, y, x)"),
+                ("closure", "1/time^2", f"{spec.target} closure, a vorticity tendency, dims (pair, y, x)")):
+            d = g.create_dataset(name, shape=(n, nc, nc), dtype="f4", chunks=(1, nc, nc) if n else None,
+                                 fillvalue=np.float32(np.nan))
+            d.attrs["units"], d.attrs["description"] = units, desc
+        g.create_dataset("time", data=np.tile(steps * cfg.dt, len(ids))).attrs["units"] = "time"
+        g.create_dataset("step", data=np.tile(steps, len(ids)))
+        g.create_dataset("trajectory", data=np.repeat(ids, t))
+        g.create_dataset("done", data=np.zeros(len(ids), dtype=np.uint8))
+    h5.flush()
+    return h5
+
+
+def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    keys = sorted(set(stored) | set(wanted))
+    return [f"{k}: file {stored.get(k, '(absent)')!r}, now {wanted.get(k, '(absent)')!r}"
+            for k in keys if stored.get(k) != wanted.get(k)]
+
+
+def _open_partial(part: Path, spec: DatasetSpec) -> h5py.File:
+    """Reopen an unfinished build after checking it is ours and was built with ``spec``; never modifies
+    a file it refuses."""
+    keep = "it was left untouched (delete it, or pass --overwrite / overwrite=True to start over)"
+    try:
+        with h5py.File(part, "r") as h5:
+            fmt = h5.attrs.get("format")
+            build = h5.attrs.get("build")
+            groups_ok = all(s in h5 and "done" in h5[s] and "closure" in h5[s] for s in SPLITS)
+    except OSError as exc:
+        raise FileFormatError(f"cannot open the unfinished build {part} (corrupt or not HDF5: {exc}); {keep}") from None
+    if fmt != FORMAT or build is None or not groups_ok:
+        raise FileFormatError(f"{part} is not an unfinished kolmo dataset (format={fmt!r}); {keep}")
+    try:
+        stored = json.loads(build)
+    except json.JSONDecodeError:
+        raise FileFormatError(f"{part} has an unreadable 'build' attribute; {keep}") from None
+    diffs = _differences(stored, spec.build_arguments())
+    if diffs:
+        raise ConfigurationError(
+            f"the unfinished build {part} was made with different arguments ({'; '.join(diffs)}); rerun with "
+            f"the same arguments to resume it; {keep}")
+    try:
+        return h5py.File(part, "r+")
+    except OSError as exc:
+        raise FileFormatError(f"cannot reopen {part} for writing: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------- build
+def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int, members: int,
+                     backend: str, threads: int, planner: str,
+                     on_step: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Fine run of trajectories ``start … start+members−1``; returns float32 ``(members, T, N_c, N_c)``
+    coarse vorticity and closure, and timings."""
+    t0 = _time.perf_counter()
+    sim = Simulation(cfg.replace(members=members, first_member=start), backend=backend, threads=threads,
+                     planner=planner)
+    rec: _Recorder
+    if spec.target == "missing-physics":
+        rec = _MissingPhysicsRecorder(sim, spec.coarse)
+    else:
+        rec = _SGSRecorder(sim, spec, backend, threads, planner)
+    t_count, nc = len(steps), spec.coarse
+    vort = np.empty((members, t_count, nc, nc), dtype=np.float32)
+    clos = np.empty_like(vort)
+    times = {"setup": _time.perf_counter() - t0, "closure": 0.0}
+    last = int(steps[-1]) + 1  # one more step: the noise of the step starting at the last recording
+    k = 0
+    sim.check()
+    while sim.step < last:
+        recording = k < t_count and sim.step == steps[k]
+        if recording:
+            tc = _time.perf_counter()
+            rec.before_step()
+            times["closure"] += _time.perf_counter() - tc
+        sim.advance()
+        if recording:
+            tc = _time.perf_counter()
+            w, h = rec.after_step()
+            vort[:, k], clos[:, k] = w, h
+            times["closure"] += _time.perf_counter() - tc
+            k += 1
+        if sim.step % cfg.check_every == 0 or recording:
+            sim.check()
+        if on_step is not None and (recording or sim.step == last):
+            on_step(sim.step)
+    times["solver"] = sim.solver_seconds
+    for name, arr in (("vorticity", vort), ("closure", clos)):
+        if not np.isfinite(arr).all():
+            m = int(np.argmin(np.isfinite(arr).all(axis=(1, 2, 3))))
+            raise NonFiniteError(f"{spec.target} {name} of trajectory {start + m} holds NaN or infinity")
+    return vort, clos, times
+
+
+def _write_batch(h5: h5py.File, spec: DatasetSpec, start: int, vort: np.ndarray, clos: np.ndarray) -> None:
+    t = vort.shape[1]
+    members = vort.shape[0]
+    by_split: dict[str, list[int]] = {}
+    for m in range(members):
+        by_split.setdefault(spec.locate(start + m)[0], []).append(m)
+    for split, ms in by_split.items():  # consecutive members -> consecutive rows
+        first = spec.locate(start + ms[0])[1]
+        rows = slice(first * t, (first + len(ms)) * t)
+        g = h5[split]
+        g["vorticity"][rows] = vort[ms[0]:ms[-1] + 1].reshape(-1, *vort.shape[2:])
+        g["closure"][rows] = clos[ms[0]:ms[-1] + 1].reshape(-1, *clos.shape[2:])
+    h5.flush()
+    for split, ms in by_split.items():  # only after the data are on disk
+        first = spec.locate(start + ms[0])[1]
+        h5[split]["done"][first:first + len(ms)] = 1
+    h5.flush()
+
+
+def _done_mask(h5: h5py.File, spec: DatasetSpec) -> np.ndarray:
+    return np.concatenate([np.asarray(h5[s]["done"][()], dtype=bool) for s in SPLITS])
+
+
+def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool = False, threads: int = 1,
+                  backend: str = "fftw", planner: str = "measure",
+                  progress: Callable[[BuildProgress], None] | None = None) -> DatasetSummary:
+    """Build (or resume) the dataset ``spec`` into ``out``; the CLI's ``kolmo dataset``.
+
+    Work happens in ``out.partial``: rerunning with the same ``spec`` after an interrupt resumes
+    it without recomputing finished batches. ``out`` existing raises :class:`OutputExistsError`
+    unless ``overwrite`` (which also discards an unfinished build and replaces ``out`` at the end).
+    A partial file built with other arguments raises :class:`ConfigurationError` naming the
+    differences; a corrupt one :class:`FileFormatError`; neither is touched.
+    """
+    t_start = _time.perf_counter()
+    final = Path(out)
+    part = partial_path(final)
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"output file {final} already exists; choose another name or pass --overwrite")
+    cfg = spec.fine_config()
+    steps = spec.record_steps(cfg.dt)
+    t_count = len(steps)
+    if part.exists() and overwrite:
+        part.unlink()
+    h5 = _open_partial(part, spec) if part.exists() else _create(part, spec, cfg, steps, backend)
+    timing = {"setup": 0.0, "solver": 0.0, "closure": 0.0, "io": 0.0, "finalize": 0.0}
+    computed = 0
+    try:
+        done = _done_mask(h5, spec)
+        resumed = int(done.sum())
+        batches = spec.batches()
+        todo = [(i, s, m) for i, (s, m) in enumerate(batches) if not done[s:s + m].all()]
+        nsteps = int(steps[-1]) + 1
+        work_total = sum(m for _, _, m in todo) * nsteps
+        state = {"work": 0, "done": int(sum(m for s, m in batches if done[s:s + m].all()))}
+
+        def event(phase: str, i: int, s: int, m: int, step: int) -> BuildProgress:
+            return BuildProgress(phase, i, len(batches), s, m, step, nsteps, state["work"] + m * step, work_total,
+                                 state["done"], spec.trajectories, computed * t_count,
+                                 _time.perf_counter() - t_start)
+
+        if progress is not None:
+            progress(event("start", 0, 0, 0, 0))
+        for i, s, m in todo:
+            on_step = (lambda step, i=i, s=s, m=m: progress(event("step", i, s, m, step))) if progress else None
+            vort, clos, t = _integrate_batch(spec, cfg, steps, s, m, backend, threads, planner, on_step)
+            for k in ("setup", "solver", "closure"):
+                timing[k] += t[k]
+            tw = _time.perf_counter()
+            _write_batch(h5, spec, s, vort, clos)
+            timing["io"] += _time.perf_counter() - tw
+            computed += m
+            state["work"] += m * nsteps
+            state["done"] += m
+            if progress is not None:
+                progress(event("batch", i, s, m, 0))
+        if progress is not None:
+            progress(event("finalize", len(batches), 0, 0, 0))
+        tf = _time.perf_counter()
+        if not _done_mask(h5, spec).all():  # pragma: no cover - defensive
+            raise FileFormatError(f"{part}: some trajectories are still missing after the build")
+        stats = split_statistics(h5, "train")
+        fp = fingerprint(h5)
+        h5.attrs["stats"] = to_json(stats)
+        h5.attrs["fingerprint"] = fp
+        h5.attrs["status"] = "complete"
+        h5.attrs["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        timing["finalize"] = _time.perf_counter() - tf
+    finally:
+        h5.close()
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"{final} appeared during the build; the result is kept in {part}")
+    os.replace(part, final)
+    return DatasetSummary(
+        path=final, spec=spec, pairs_total=spec.trajectories * t_count, pairs_written=computed * t_count,
+        trajectories_computed=computed, trajectories_resumed=resumed,
+        wall_seconds=_time.perf_counter() - t_start, setup_seconds=timing["setup"],
+        solver_seconds=timing["solver"], closure_seconds=timing["closure"], io_seconds=timing["io"],
+        finalize_seconds=timing["finalize"], fingerprint=fp, stats=stats, dt=cfg.dt)
