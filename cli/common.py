@@ -12,7 +12,7 @@ from rich.console import Console
 from kolmo.errors import KolmoError
 
 console = Console(stderr=False)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import dataset as _dataset
+from cli import bench as _bench
 from cli import info as _info
 from cli import run as _run
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command("run", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
 app.command("dataset", help=_dataset.HELP)(_dataset.dataset)
 app.command("info", help="Print what a run file, dataset file or closure artifact holds.")(_info.info)
+app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: solver (and, as they land, closures and coupled runs).")
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -13,7 +13,7 @@ from cli.common import console, friendly_errors, parse_sets
 
 
 def run(
-    preset: str = typer.Option("kolmogorov", help="Preset: kolmogorov (LES, L=2π, Re=1000, drag 0.1) or dong2026 (the paper's missing-physics setup)."),
+    preset: Optional[str] = typer.Option(None, help="Preset: kolmogorov (LES, L=2π, Re=1000, drag 0.1; the default) or dong2026 (the paper's missing-physics setup). With a closure: the closure's preset."),
     grid: Optional[int] = typer.Option(None, "--grid", "-n", help="Grid points per side (default 64 kolmogorov, 256 dong2026)."),
     time: Optional[float] = typer.Option(None, "--time", "-t", help="Final simulated time (preset default 20)."),
     dt: Optional[float] = typer.Option(None, help="Time step (preset default: dong2026 1e-3; kolmogorov 0.5·dx/7)."),
@@ -31,6 +31,15 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HDF5 file (default runs/<preset>-<grid>.h5)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted or finished run file (bit-exact); --time extends it."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    closure: Optional[str] = typer.Option(None, help="Closure: none, smagorinsky, leith, PATH.pt (artifact), replay:DATA.h5[:TRAJ] (true closure). Sets the equation from its target and says so."),
+    closure_every: Optional[int] = typer.Option(None, help="Resample an artifact closure every k steps (default 1; paper 5)."),
+    closure_jitter: Optional[float] = typer.Option(None, help="Jitter σ added to the held closure sample between resamples, H ← H + σ·N(0,I) (default 0; paper 5e-5)."),
+    closure_seed: Optional[int] = typer.Option(None, help="Seed of the closure's generator (default: --seed)."),
+    closure_coef: Optional[float] = typer.Option(None, help="Smagorinsky C_S (default 0.17) or Leith C_L (default 1/π)."),
+    closure_dtype: str = typer.Option("float32", help="Dtype the artifact runs in: float32 or float64."),
+    closure_nonfinite: str = typer.Option("raise", help="Non-finite closure output: raise, or zero (zero those members and count)."),
+    device: str = typer.Option("cpu", help="Device of an artifact closure: cpu, cuda, cuda:K (no CPU fallback)."),
+    protocol: Optional[str] = typer.Option(None, help="Online protocol preset: paper (dong2026 64², dt 1e-3, 20,000 steps, every 5, jitter 5e-5, from --init DATA.h5:test:INDEX)."),
 ) -> None:
     """Run the solver and print a summary table."""
     from kolmo.presets import preset as make_preset
@@ -38,16 +47,33 @@ def run(
 
     with friendly_errors():
         config = None
+        closure_obj = None
         if resume is None:
             overrides = dict(t_end=time, dt=dt, members=members, seed=seed, save_every=save_every,
                              stepper=stepper, nu=nu, mu=mu, initial=initial)
             overrides.update(parse_sets(set_))
-            if init is not None:
-                overrides["initial"] = "file"
-                overrides["initial_params"] = {"path": init}
-            config = make_preset(preset, grid, **overrides)
+            if closure is not None or protocol is not None:
+                from coupling.online import ClosureOptions, prepare_run
+
+                options = ClosureOptions(every=closure_every, jitter=closure_jitter, seed=closure_seed, device=device,
+                                         dtype=closure_dtype, nonfinite=closure_nonfinite, coefficient=closure_coef)
+                online = prepare_run(preset, grid, overrides, closure, options, protocol=protocol, init=init)
+                config, closure_obj = online.config, online.closure
+                for note in online.notes:
+                    console.print(f"[cyan]note[/]: {note}")
+            else:
+                if init is not None:
+                    overrides["initial"] = "file"
+                    overrides["initial_params"] = {"path": init}
+                config = make_preset(preset or "kolmogorov", grid, **overrides)
             if out is None:
                 out = Path("runs") / f"{config.preset}-{config.n}.h5"
+        else:
+            from coupling.online import closure_for_resume
+
+            closure_obj = closure_for_resume(resume, closure, device if device != "cpu" else None)
+            if closure_obj is not None:
+                console.print(f"[cyan]note[/]: resuming with closure {closure_obj.name} and its saved state")
         steps_total = config.steps if config else None
         with Progress(TextColumn("[bold]kolmo run[/]"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                       TextColumn("t={task.fields[t]:.3f}"), TextColumn("{task.fields[rate]:.0f} steps/s"),
@@ -66,7 +92,7 @@ def run(
                            rate=(sim.step - first["step"]) / el if el > 0 else 0.0,
                            cfl=float(diag["cfl"].max()), energy=float(diag["energy"].mean()))
 
-            summary = run_simulation(config, out, resume=resume, t_end=time if resume else None,
+            summary = run_simulation(config, out, resume=resume, t_end=time if resume else None, closure=closure_obj,
                                      overwrite=overwrite, backend=backend, threads=threads, progress=progress)
         table = Table(title=f"kolmo run — {summary.status}")
         table.add_column("quantity")
@@ -76,7 +102,19 @@ def run(
         table.add_row("final time", f"{summary.time:.4g}")
         table.add_row("wall time [s]", f"{summary.wall_seconds:.2f}")
         table.add_row("steps/s", f"{summary.steps_per_second:.1f}")
-        for k in ("energy", "enstrophy", "palinstrophy", "dissipation", "cfl"):
-            v = summary.final[k]
-            table.add_row(f"{k} (member mean)", f"{float(v.mean()):.5g}")
+        for k in ("energy", "enstrophy", "palinstrophy", "dissipation", "cfl", "closure_energy", "closure_enstrophy"):
+            if k in summary.final:
+                table.add_row(f"{k} (member mean)", f"{float(summary.final[k].mean()):.5g}")
+        if closure_obj is not None:
+            d = closure_obj.describe()
+            table.add_row("closure", str(d.get("closure_name", closure_obj)))
+            table.add_row("closure calls", str(d.get("closure_calls", "")))
+            if "closure_artifact_calls" in d:
+                table.add_row("artifact calls (resamples)", str(d["closure_artifact_calls"]))
+                table.add_row("closure device / dtype", f"{d['closure_device']} / {d['closure_dtype']}")
+            seconds = getattr(closure_obj, "seconds", 0.0)
+            table.add_row("time in closure [s] (share of wall)",
+                          f"{seconds:.2f} ({seconds / summary.wall_seconds:.0%})" if summary.wall_seconds > 0 else "")
+            if d.get("closure_nonfinite_events"):
+                table.add_row("non-finite closure events", str(d["closure_nonfinite_events"]))
         console.print(table)

@@ -1,0 +1,60 @@
+"""``kolmo bench``: benchmarks (solver now; closures and coupled rollouts join as they land)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from cli.common import console, friendly_errors
+
+bench_app = typer.Typer(help="Benchmarks: solver speed vs the FFT-only bound and the NumPy reference.",
+                        no_args_is_help=True)
+
+
+def _ints(text: str, name: str) -> list[int]:
+    from kolmo.errors import ConfigurationError
+
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigurationError(f"--{name} expects comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigurationError(f"--{name} expects positive integers, got {text!r}")
+    return values
+
+
+@bench_app.command("solver")
+def solver(
+    grid: str = typer.Option("64,128,256,512", help="Grid sizes N (comma-separated)."),
+    members: str = typer.Option("1,16", help="Batch sizes B (comma-separated)."),
+    threads: int = typer.Option(1, help="FFTW threads."),
+    repeats: int = typer.Option(5, help="Timing blocks; the minimum is reported."),
+    numpy_reference: bool = typer.Option(True, help="Also time the NumPy reference solver (slow at 512²)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
+) -> None:
+    """µs per step (cn-rk3, kolmogorov physics) beside the FFT-only bound and the NumPy reference."""
+    from kolmo.benchmark import machine_info, run_solver_benchmark
+
+    with friendly_errors():
+        grids, bs = _ints(grid, "grid"), _ints(members, "members")
+        info = machine_info()
+        table = Table(title=f"kolmo bench solver — {info['cpu']}, {info['cores']} cores, {threads} FFTW thread(s)")
+        for col in ("N", "B", "step [µs]", "FFT-only bound [µs]", "ratio", "NumPy ref [µs]", "speed-up", "ns/point"):
+            table.add_column(col, justify="right")
+
+        def row(r) -> None:  # noqa: ANN001
+            table.add_row(str(r.n), str(r.members), f"{r.step_us:.1f}", f"{r.fft_bound_us:.1f}",
+                          f"{r.ratio_to_fft:.2f}", f"{r.numpy_us:.1f}", f"{r.speedup_vs_numpy:.1f}×",
+                          f"{r.ns_per_point:.1f}")
+            console.print(f"  N={r.n} B={r.members}: {r.step_us:.1f} µs/step", highlight=False)
+
+        rows = run_solver_benchmark(grids, bs, threads=threads, repeats=repeats,
+                                    numpy_reference=numpy_reference, progress=row)
+        console.print(table)
+        if json_out is not None:
+            json_out.write_text(json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1))
+            console.print(f"wrote {json_out}")
