@@ -11,8 +11,7 @@ from rich.table import Table
 
 from cli.common import console, friendly_errors
 
-bench_app = typer.Typer(help="Benchmarks: solver speed vs the FFT-only bound and the NumPy reference.",
-                        no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: closure artifacts, the solver, coupled rollouts.", no_args_is_help=True)
 
 
 def _ints(text: str, name: str) -> list[int]:
@@ -58,3 +57,48 @@ def solver(
         if json_out is not None:
             json_out.write_text(json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1))
             console.print(f"wrote {json_out}")
+
+
+@bench_app.command("closures")
+def closures(
+    artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt); the first is the speed-up baseline."),
+    batch: str = typer.Option("1,16,100", help="Batch sizes (comma-separated)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", help="float32 or float64."),
+    repeat: int = typer.Option(50, help="Timed calls per (artifact, batch)."),
+    warmup: int = typer.Option(5, help="Untimed calls first."),
+    cuda_graph: bool = typer.Option(False, help="Replay a captured CUDA graph where the artifact allows it."),
+    baseline: int = typer.Option(0, help="Index of the baseline artifact for speed-ups."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
+    plot: Optional[Path] = typer.Option(None, help="Bar chart of latencies (PNG)."),
+) -> None:
+    """Time exported closures as the solver calls them: latency per call, samples/s, NFE, FLOPs, speed-up."""
+    with friendly_errors():
+        import torch
+
+        from coupling.benchmark import bench_closures, machine_info, plot_bars, write_json
+
+        bs = _ints(batch, "batch")
+        info = machine_info(device)
+        where = info.get("gpu", info["cpu"])
+        table = Table(title=f"kolmo bench closures — {where}, torch {torch.__version__}, {device}/{dtype}")
+        for col in ("artifact", "family", "NFE", "params", "MFLOP/sample", "B", "median [ms]", "min [ms]",
+                    "IQR [ms]", "samples/s", "H2D+D2H [ms]", "speed-up"):
+            table.add_column(col, justify="right")
+        rows = bench_closures([str(a) for a in artifacts], bs, device=device, dtype=dtype, repeat=repeat,
+                              warmup=warmup, cuda_graph=cuda_graph, baseline=baseline,
+                              progress=lambda r: console.print(f"  {Path(r.artifact).name} B={r.batch}: "
+                                                               f"{r.median_ms:.3f} ms", highlight=False))
+        for r in rows:
+            mflop = f"{r.flops_per_sample / 1e6:.1f}" if r.flops_per_sample else "?"
+            table.add_row(Path(r.artifact).name, r.family or "?", str(r.nfe if r.nfe is not None else "?"),
+                          f"{r.parameters:,}", mflop, str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}",
+                          f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
+                          f"{r.speedup:.1f}×")
+        console.print(table)
+        if json_out is not None:
+            write_json(rows, json_out, device)
+            console.print(f"wrote {json_out}")
+        if plot is not None:
+            plot_bars(rows, plot)
+            console.print(f"wrote {plot}")
