@@ -62,7 +62,10 @@ class ClosureHook(Protocol):
     """A closure: called with the coarse state, returns a vorticity tendency ``(B, N, N)`` in
     physical space on the same grid (1/time²), added to the right-hand side for the step.
 
-    Optional methods ``get_state() -> dict`` and ``set_state(dict)`` make it restartable.
+    Optional methods ``get_state() -> dict`` and ``set_state(dict)`` make it restartable;
+    ``validate(config)`` is called when a :class:`Simulation` is given the closure (raise to refuse
+    a config); ``describe() -> dict`` is written as run-file attributes at the start and the end
+    of a run (see :func:`closure_attrs`).
     """
 
     def __call__(self, state: CoarseState) -> np.ndarray: ...
@@ -105,6 +108,9 @@ class Simulation:
         self.closure = closure
         if closure is not None and not callable(closure):
             raise ConfigurationError(f"closure {closure!r} is not callable")
+        validate = getattr(closure, "validate", None)
+        if callable(validate):  # optional: a closure checks its requirements (grid, target, ...)
+            validate(c)
         if omega0 is None:
             if c.initial == "file":
                 omega0 = load_snapshot(str(c.initial_params["path"]), g.n)
@@ -323,6 +329,16 @@ def file_attrs(sim: Simulation, backend: str) -> dict[str, Any]:
             if c.noise_sigma > 0 else "none"}
 
 
+def closure_attrs(closure: ClosureHook | None) -> dict[str, Any]:
+    """Run-file attributes a closure reports through its optional ``describe() -> dict``
+    (strings and numbers as they are, anything else as JSON)."""
+    describe = getattr(closure, "describe", None)
+    if closure is None or not callable(describe):
+        return {}
+    plain = (str, bool, int, float, np.integer, np.floating)
+    return {str(k): v if isinstance(v, plain) else to_json(v) for k, v in describe().items()}
+
+
 def run_simulation(config: Config | None, out: str | Path | None = None, *, resume: str | Path | None = None,
                    t_end: float | None = None, closure: ClosureHook | None = None, overwrite: bool = False,
                    backend: str = "fftw", threads: int = 1, planner: str = "measure",
@@ -351,7 +367,8 @@ def run_simulation(config: Config | None, out: str | Path | None = None, *, resu
                          planner=planner)
         if out is not None:
             names = DIAGNOSTICS + (CLOSURE_DIAGNOSTICS if closure is not None else ())
-            writer = RunWriter.create(out, file_attrs(sim, backend), sim.grid.n, sim.grid.L, sim.members,
+            attrs = {**file_attrs(sim, backend), **closure_attrs(closure)}
+            writer = RunWriter.create(out, attrs, sim.grid.n, sim.grid.L, sim.members,
                                       diagnostics.spectrum_wavenumbers(sim.grid), names, overwrite=overwrite)
     t0 = _time.perf_counter()
     step0 = sim.step
@@ -361,7 +378,7 @@ def run_simulation(config: Config | None, out: str | Path | None = None, *, resu
     except BlowUpError as exc:
         status, error = "blew-up", str(exc)
         if writer is not None:
-            writer.set_attrs(error=error)
+            writer.set_attrs(error=error, **closure_attrs(closure))
             writer.close(status)
         raise
     except BaseException:
@@ -372,7 +389,10 @@ def run_simulation(config: Config | None, out: str | Path | None = None, *, resu
     path = None
     if writer is not None:
         writer.set_attrs(wall_seconds=wall, solver_seconds=sim.solver_seconds,
-                         closure_seconds=sim.closure_seconds)
+                         closure_seconds=sim.closure_seconds, **closure_attrs(closure))
+        if closure is not None:  # closure_seconds is part of solver_seconds (the whole step)
+            writer.set_attrs(closure_fraction=sim.closure_seconds / sim.solver_seconds
+                             if sim.solver_seconds > 0 else 0.0)
         path = writer.close(status)
     return RunSummary(path=path, status=status, steps=sim.step - step0, time=sim.time, wall_seconds=wall,
                       final=sim.scalar_diagnostics(), error=error)
