@@ -26,7 +26,7 @@ def run(
     initial: Optional[str] = typer.Option(None, help="Initial condition: grf, band, zero."),
     init: Optional[str] = typer.Option(None, help="Start from a snapshot: RUN.h5[:INDEX] or DATA.h5:SPLIT:INDEX."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override any config field: KEY=VALUE (JSON value), repeatable."),
-    threads: int = typer.Option(1, help="FFTW threads."),
+    threads: int = typer.Option(1, help="FFTW threads (and torch CPU threads of an artifact closure)."),
     backend: str = typer.Option("fftw", help="FFT backend: fftw or numpy (slow, debugging)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HDF5 file (default runs/<preset>-<grid>.h5)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted or finished run file (bit-exact); --time extends it."),
@@ -56,7 +56,8 @@ def run(
                 from coupling.online import ClosureOptions, prepare_run
 
                 options = ClosureOptions(every=closure_every, jitter=closure_jitter, seed=closure_seed, device=device,
-                                         dtype=closure_dtype, nonfinite=closure_nonfinite, coefficient=closure_coef)
+                                         dtype=closure_dtype, nonfinite=closure_nonfinite, coefficient=closure_coef,
+                                         threads=threads)
                 online = prepare_run(preset, grid, overrides, closure, options, protocol=protocol, init=init)
                 config, closure_obj = online.config, online.closure
                 for note in online.notes:
@@ -71,7 +72,7 @@ def run(
         else:
             from coupling.online import closure_for_resume
 
-            closure_obj = closure_for_resume(resume, closure, device if device != "cpu" else None)
+            closure_obj = closure_for_resume(resume, closure, device if device != "cpu" else None, threads)
             if closure_obj is not None:
                 console.print(f"[cyan]note[/]: resuming with closure {closure_obj.name} and its saved state")
         steps_total = config.steps if config else None
@@ -100,7 +101,7 @@ def run(
         table.add_row("file", str(summary.path))
         table.add_row("steps (this call)", str(summary.steps))
         table.add_row("final time", f"{summary.time:.4g}")
-        table.add_row("wall time [s]", f"{summary.wall_seconds:.2f}")
+        table.add_row("wall time \\[s]", f"{summary.wall_seconds:.2f}")
         table.add_row("steps/s", f"{summary.steps_per_second:.1f}")
         for k in ("energy", "enstrophy", "palinstrophy", "dissipation", "cfl", "closure_energy", "closure_enstrophy"):
             if k in summary.final:
@@ -113,7 +114,7 @@ def run(
                 table.add_row("artifact calls (resamples)", str(d["closure_artifact_calls"]))
                 table.add_row("closure device / dtype", f"{d['closure_device']} / {d['closure_dtype']}")
             seconds = getattr(closure_obj, "seconds", 0.0)
-            table.add_row("time in closure [s] (share of wall)",
+            table.add_row("time in closure \\[s] (share of wall)",
                           f"{seconds:.2f} ({seconds / summary.wall_seconds:.0%})" if summary.wall_seconds > 0 else "")
             if d.get("closure_nonfinite_events"):
                 table.add_row("non-finite closure events", str(d["closure_nonfinite_events"]))

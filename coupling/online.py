@@ -1,0 +1,304 @@
+r"""Online runs: closure specs, the equation a closure needs, and the paper's online protocol.
+
+What ``kolmo run --closure ...`` calls (the CLI only parses and prints).
+
+Closure specs (``--closure``)
+-----------------------------
+``none``                      no closure
+``smagorinsky`` / ``leith``   eddy viscosity (:mod:`coupling.eddy_viscosity`; ``--closure-coef``)
+``PATH.pt``                   a learned artifact (:class:`~coupling.learned.ArtifactClosure`)
+``replay:DATA.h5[:TRAJ]``     the true closure of a dataset trajectory (:class:`~coupling.replay.ReplayClosure`)
+
+The equation follows the closure's target (and the run says so):
+
+* ``missing-physics`` → advection **off**, stochastic forcing **off**, stepper ``cn-euler``: the
+  paper's reduced model (H already holds advection and noise). Asking explicitly for advection
+  on raises :class:`~coupling.errors.TargetMismatchError`; an explicit stepper or noise level
+  is kept (and reported).
+* ``sgs`` → advection **on** (explicit ``advection=false`` raises).
+
+Unless given explicitly, the preset, grid and Δt are taken from the closure (an artifact's
+metadata, a dataset's attributes).
+
+The paper's online protocol (``--protocol paper``), :data:`PROTOCOLS`
+--------------------------------------------------------------------
+dong2026 on 64², Δt = 1e-3, 20 time units (20,000 steps), the reduced model, closure resampled
+every 5 steps with jitter 5e-5 in between, starting from a test snapshot of a dataset
+(``--init DATA.h5:test:INDEX``; a replayed closure defaults to its own start record); ensembles
+of ``--members`` (the snapshot is broadcast to all members; each member draws its own closure
+samples). Every value can still be overridden explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from coupling.errors import TargetMismatchError
+from coupling.protocol import ADVECTION_FOR_TARGET, Closure
+from kolmo.errors import ConfigurationError, FileFormatError
+
+__all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
+           "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
+
+CLOSURE_SPECS = ("none", "smagorinsky", "leith", "PATH.pt", "replay:DATA.h5[:TRAJ]")
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "paper": {"preset": "dong2026", "grid": 64, "dt": 1e-3, "t_end": 20.0, "every": 5, "jitter": 5e-5,
+              "target": "missing-physics",
+              "description": "Dong, Yang & Wu 2026 online protocol (reference code): dong2026 reduced model on 64², "
+                             "dt 1e-3, 20 time units = 20,000 steps, closure resampled every 5 steps, jitter 5e-5, "
+                             "from a test snapshot (--init DATA.h5:test:INDEX)"},
+}
+
+REDUCED_MODEL = {"advection": False, "noise_sigma": 0.0, "stepper": "cn-euler"}
+
+
+@dataclass(frozen=True)
+class ClosureSpec:
+    """A parsed ``--closure`` value: ``kind`` in none, smagorinsky, leith, artifact, replay."""
+
+    text: str
+    kind: str
+    path: Path | None = None
+    trajectory: int | None = None
+
+
+@dataclass
+class ClosureOptions:
+    """Closure settings from the command line (``None``: the default or the protocol's value)."""
+
+    every: int | None = None
+    jitter: float | None = None
+    seed: int | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    nonfinite: str = "raise"
+    coefficient: float | None = None
+    threads: int | None = None
+
+
+@dataclass
+class OnlineRun:
+    """What :func:`prepare_run` hands to :func:`kolmo.simulation.run_simulation`."""
+
+    config: Any
+    closure: Closure | None
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_closure_spec(text: str) -> ClosureSpec:
+    """Parse ``none``, ``smagorinsky``, ``leith``, ``PATH.pt`` or ``replay:DATA.h5[:TRAJ]``."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("none", "smagorinsky", "leith"):
+        return ClosureSpec(t, low)
+    if low.startswith("replay:"):
+        rest = t[len("replay:"):]
+        path, traj = rest, None
+        head, sep, tail = rest.rpartition(":")
+        if sep and tail.lstrip("-").isdigit():
+            path, traj = head, int(tail)
+        if not path:
+            raise ConfigurationError(f"closure {text!r}: expected replay:DATA.h5[:TRAJ]")
+        return ClosureSpec(t, "replay", Path(path), traj)
+    if Path(t).suffix in (".pt", ".pts", ".ts"):
+        return ClosureSpec(t, "artifact", Path(t))
+    raise ConfigurationError(f"unknown closure {text!r}; expected one of {', '.join(CLOSURE_SPECS)}")
+
+
+def _dataset_init(init: str | None) -> tuple[Path, str, int] | None:
+    """``(path, split, index)`` of an ``--init DATA.h5:SPLIT:INDEX`` spec, else ``None``."""
+    if init is None:
+        return None
+    parts = init.split(":")
+    if len(parts) == 3 and parts[2].lstrip("-").isdigit():
+        return Path(parts[0]), parts[1], int(parts[2])
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def make_closure(spec: str | ClosureSpec, options: ClosureOptions | None = None,
+                 init: str | None = None) -> Closure | None:
+    """Build the closure of a ``--closure`` spec (``None`` for ``none``).
+
+    A replayed closure starts at the record of ``init`` when ``init`` is ``DATA.h5:SPLIT:INDEX``
+    of the same file, else at the first record of its trajectory.
+    """
+    s = parse_closure_spec(spec) if isinstance(spec, str) else spec
+    o = options or ClosureOptions()
+    closure: Closure | None
+    if s.kind == "none":
+        return None
+    if s.kind in ("smagorinsky", "leith"):
+        from coupling.eddy_viscosity import LEITH_C, SMAGORINSKY_C, Leith, Smagorinsky
+
+        if s.kind == "smagorinsky":
+            c_s = SMAGORINSKY_C if o.coefficient is None else o.coefficient
+            closure = Smagorinsky(c_s, nonfinite=o.nonfinite)
+        else:
+            closure = Leith(LEITH_C if o.coefficient is None else o.coefficient, nonfinite=o.nonfinite)
+    elif s.kind == "artifact":
+        from coupling.learned import ArtifactClosure
+
+        closure = ArtifactClosure(s.path, device=o.device, dtype=o.dtype, every=1 if o.every is None else o.every,
+                                  jitter=0.0 if o.jitter is None else o.jitter, seed=o.seed or 0,
+                                  nonfinite=o.nonfinite, threads=o.threads)
+    else:
+        from coupling.replay import ReplayClosure
+
+        assert s.path is not None
+        start = _dataset_init(init)
+        if start is not None and _same_file(start[0], s.path):
+            closure = ReplayClosure(s.path, split=start[1], trajectory=s.trajectory, start_index=start[2],
+                                    nonfinite=o.nonfinite)
+        else:
+            closure = ReplayClosure(s.path, trajectory=s.trajectory, nonfinite=o.nonfinite)
+    closure.spec = s.text
+    return closure
+
+
+def configure_for_target(config: Any, target: str | None, explicit: Mapping[str, Any]) -> tuple[Any, list[str]]:
+    """The config with the equation a closure target needs, and notes saying what was set.
+
+    ``explicit`` holds the fields the user set; one that contradicts the target raises
+    :class:`TargetMismatchError` naming both.
+    """
+    required = ADVECTION_FOR_TARGET.get(target or "any")
+    if required is None:
+        return config, []
+    if "advection" in explicit and bool(explicit["advection"]) != required:
+        raise TargetMismatchError(
+            f"the closure's target is {target!r}, which needs advection {'on' if required else 'off'}, but "
+            f"advection={'true' if explicit['advection'] else 'false'} was asked for explicitly; drop it, or use "
+            f"a closure with target {'sgs' if explicit['advection'] else 'missing-physics'}")
+    if required:
+        return config.replace(advection=True), [f"closure target {target}: the equation keeps its advection (LES)"]
+    changes = {k: v for k, v in REDUCED_MODEL.items() if k not in explicit}
+    kept = {k: explicit[k] for k in REDUCED_MODEL if k in explicit and k != "advection"}
+    note = ("closure target missing-physics: the paper's reduced model — advection off, stochastic forcing off, "
+            "stepper cn-euler (H holds advection and noise)")
+    notes = [note]
+    if kept:
+        notes.append(f"kept as asked explicitly: {', '.join(f'{k}={v}' for k, v in kept.items())}")
+    return config.replace(**changes), notes
+
+
+def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, Any], closure: str | None,
+                options: ClosureOptions | None = None, protocol: str | None = None,
+                init: str | None = None) -> OnlineRun:
+    """Config, closure and notes for ``kolmo run`` with a closure and/or a protocol.
+
+    Parameters
+    ----------
+    preset, grid
+        As given on the command line (``None``: protocol's, closure's, or the preset default).
+    overrides
+        Config fields given on the command line (``None`` values are ignored).
+    closure
+        A ``--closure`` spec or ``None``.
+    options
+        Closure settings.
+    protocol
+        ``None`` or a key of :data:`PROTOCOLS`.
+    init
+        ``--init`` spec (``RUN.h5[:INDEX]`` or ``DATA.h5:SPLIT:INDEX``).
+    """
+    from kolmo.presets import preset as make_preset
+
+    o = options or ClosureOptions()
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    notes: list[str] = []
+    proto_target = None
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise ConfigurationError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+        p = PROTOCOLS[protocol]
+        if preset is not None and preset != p["preset"]:
+            raise ConfigurationError(f"protocol {protocol} runs preset {p['preset']!r}, but preset {preset!r} was asked for")
+        preset = p["preset"]
+        grid = grid if grid is not None else p["grid"]
+        explicit.setdefault("dt", p["dt"])
+        explicit.setdefault("t_end", p["t_end"])
+        o.every = o.every if o.every is not None else p["every"]
+        o.jitter = o.jitter if o.jitter is not None else p["jitter"]
+        proto_target = p["target"]
+        notes.append(f"protocol {protocol}: {p['description']}")
+    if o.seed is None:
+        o.seed = int(explicit.get("seed", 0))
+    c = make_closure(closure, o, init) if closure is not None else None
+    if c is not None:
+        preset = preset if preset is not None else c.preset
+        grid = grid if grid is not None else c.grid_n
+        if c.dt is not None and "dt" not in explicit and (preset is None or preset == c.preset):
+            explicit["dt"] = c.dt
+    if c is not None and init is None and getattr(c, "start_row", None) is not None:
+        init = f"{c.path}:{c.split}:{c.start_row}"  # type: ignore[attr-defined]
+        notes.append(f"initial condition: the replayed trajectory's start record ({init})")
+    if protocol is not None and init is None:
+        raise ConfigurationError(f"protocol {protocol} starts from a dataset test snapshot: pass --init DATA.h5:test:INDEX")
+    if init is not None:
+        explicit["initial"] = "file"
+        explicit["initial_params"] = {"path": init}
+    config = make_preset(preset or "kolmogorov", grid, **explicit)
+    target = c.target if c is not None and c.target != "any" else proto_target
+    if proto_target is not None and target != proto_target:
+        raise TargetMismatchError(f"protocol {protocol} is for target {proto_target!r}, but the closure's target is {target!r}")
+    config, tnotes = configure_for_target(config, target, explicit)
+    notes.extend(tnotes)
+    if c is not None and hasattr(c, "device"):
+        notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
+                     f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
+    return OnlineRun(config, c, notes)
+
+
+def closure_for_resume(run_path: str | Path, closure: str | None = None, device: str | None = None,
+                       threads: int | None = None) -> Closure | None:
+    """Rebuild the closure a run file was made with (from its ``closure_*`` attributes) to resume it.
+
+    ``closure``, if given, must equal the stored spec; ``device`` may differ from the stored one
+    (then the restart is exact only if the arithmetic is the same on both devices).
+    """
+    import h5py
+
+    from kolmo.io import partial_path
+
+    final = Path(run_path)
+    if final.name.endswith(".partial"):
+        final = final.with_name(final.name[: -len(".partial")])
+    source = partial_path(final) if partial_path(final).exists() else final
+    if not source.exists():
+        raise FileFormatError(f"no run file to resume: neither {final} nor {partial_path(final)} exists")
+    try:
+        with h5py.File(source, "r") as h5:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
+    except OSError as exc:
+        raise FileFormatError(f"cannot read {source} ({exc})") from None
+    stored = attrs.get("closure_spec")
+    if stored is None:
+        if attrs.get("closure", "none") not in ("none", None) and closure is None:
+            raise ConfigurationError(f"{source} was run with closure {attrs['closure']!r} built outside the CLI; "
+                                     "resume it with run_simulation(closure=...)")
+        if closure is not None:
+            raise ConfigurationError(f"{source} was run without a closure; cannot resume it with --closure {closure}")
+        return None
+    if closure is not None and closure.strip() != stored:
+        raise ConfigurationError(f"{source} was run with --closure {stored}, not {closure}; resume with the same closure")
+    o = ClosureOptions(every=int(attrs.get("closure_every", 1)), jitter=float(attrs.get("closure_jitter", 0.0)),
+                       seed=int(attrs.get("closure_seed", 0)), device=device or str(attrs.get("closure_device", "cpu")),
+                       dtype=str(attrs.get("closure_dtype", "float32")),
+                       nonfinite=str(attrs.get("closure_nonfinite_policy", "raise")),
+                       coefficient=float(attrs["closure_coefficient"]) if "closure_coefficient" in attrs else None,
+                       threads=threads)
+    spec = parse_closure_spec(stored)
+    init = None
+    if spec.kind == "replay" and "closure_start_index" in attrs:
+        init = f"{spec.path}:{attrs.get('closure_split', 'test')}:{int(attrs['closure_start_index'])}"
+    return make_closure(spec, o, init)
