@@ -1,0 +1,171 @@
+"""ArtifactClosure online: independent members, seeded reproducibility, resampling cadence and jitter,
+validation against the solver, non-finite policies, and bit-exact restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from coupling.errors import GridMismatchError, NonFiniteClosureError, PresetMismatchError, TargetMismatchError
+from coupling.learned import ArtifactClosure
+from coupling.protocol import ClosureWarning
+from kolmo.errors import NonFiniteError, ShapeError
+from kolmo.io import partial_path
+from kolmo.presets import preset
+from kolmo.simulation import Simulation, run_simulation
+from tests.coupling.conftest import LinearNoise, NaNFirstMember, TwoStepNoise, coarse_state, reduced_config
+
+OMEGA = np.random.default_rng(0).standard_normal((1, 16, 16))
+
+
+def test_members_get_independent_samples_with_the_artifacts_spread_never_the_ensemble_mean(make_artifact) -> None:
+    """64 members with the SAME vorticity: the member spread is the artifact's noise scale s (the
+    reference code's member average would make it 0); members are uncorrelated."""
+    s = 1e-2
+    c = ArtifactClosure(make_artifact(LinearNoise(16, a=-0.5, s=s)), seed=0)
+    omega = np.repeat(OMEGA, 64, axis=0)
+    h = c(coarse_state(omega))
+    assert h.shape == (64, 16, 16) and h.dtype == np.float64
+    spread = h.std(axis=0, ddof=1)
+    assert abs(spread.mean() / s - 1) < 0.05
+    np.testing.assert_allclose(h.mean(axis=0), -0.5 * OMEGA[0], atol=5 * s / 8)
+    dev = (h - h.mean(axis=0)).reshape(64, -1)
+    corr = np.corrcoef(dev)[np.triu_indices(64, 1)]
+    assert np.abs(corr).mean() < 0.08
+    assert c.samples == 1  # one artifact call for all 64 members
+
+
+def test_a_seed_reproduces_an_ensemble_exactly_and_another_seed_does_not(make_artifact) -> None:
+    path = make_artifact(TwoStepNoise(16))
+    cfg = reduced_config(16, members=4, t_end=0.03)
+
+    def run(seed: int) -> np.ndarray:
+        sim = Simulation(cfg, closure=ArtifactClosure(path, every=5, jitter=5e-5, seed=seed), omega0=OMEGA,
+                         planner="estimate")
+        for _ in range(cfg.steps):
+            sim.advance()
+        return sim.vorticity()
+
+    a, b, other = run(11), run(11), run(12)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, other)
+    assert not np.allclose(a[0], a[1])  # one broadcast initial condition: members differ by their closure samples
+
+
+@pytest.mark.parametrize("every", [1, 5])
+def test_the_artifact_is_called_every_k_steps_and_held_with_jitter_in_between(make_artifact, every: int) -> None:
+    """Fresh samples (jumps of order s = 1) exactly at steps 0, k, 2k, ...; between them the held
+    sample moves by the jitter only (std σ = 1e-3 per point and step)."""
+    sigma = 1e-3
+    c = ArtifactClosure(make_artifact(LinearNoise(16, a=0.0, s=1.0)), every=every, jitter=sigma, seed=5)
+    omega = np.repeat(OMEGA, 8, axis=0)
+    steps = 4 * every + 3
+    h = np.stack([c(coarse_state(omega, step)) for step in range(steps)])
+    jumps = np.abs(np.diff(h, axis=0)).max(axis=(1, 2, 3))
+    resampled = [step for step in range(1, steps) if jumps[step - 1] > 0.5]
+    assert resampled == [s for s in range(1, steps) if s % every == 0]
+    assert c.samples == len(resampled) + 1 and c.calls == steps
+    assert c.jitters == steps - c.samples
+    if every > 1:
+        held = np.concatenate([np.diff(h[k * every:(k + 1) * every], axis=0) for k in range(4)])
+        assert abs(held.std() / sigma - 1) < 0.03
+        assert abs(held.mean()) < 0.1 * sigma
+    d = c.describe()
+    assert d["closure_artifact_calls"] == c.samples and d["closure_every"] == every and d["closure_jitter"] == sigma
+
+
+def test_grid_mismatch_names_both_grids(make_artifact) -> None:
+    c = ArtifactClosure(make_artifact(LinearNoise(32), grid=32))
+    with pytest.raises(GridMismatchError, match="is for a 32² grid, but the solver runs 16²") as info:
+        Simulation(reduced_config(16), closure=c)
+    assert isinstance(info.value, ShapeError)
+
+
+def test_domain_and_preset_mismatches_name_both_values(make_artifact) -> None:
+    with pytest.raises(GridMismatchError, match=r"domain of side L = 6.28319, but the solver's L = 1"):
+        Simulation(reduced_config(16), closure=ArtifactClosure(make_artifact(L=6.283185307179586)))
+    kolmo_reduced = preset("kolmogorov", 16, L=1.0, advection=False)
+    with pytest.raises(PresetMismatchError, match="made for preset 'dong2026', but the solver runs preset 'kolmogorov'"):
+        Simulation(kolmo_reduced, closure=ArtifactClosure(make_artifact()))
+
+
+def test_target_must_match_the_equations_advection(make_artifact) -> None:
+    with pytest.raises(TargetMismatchError, match="target 'missing-physics', which needs advection off, but the "
+                                                  "equation has advection=on"):
+        Simulation(preset("dong2026", 16), closure=ArtifactClosure(make_artifact()))
+    with pytest.raises(TargetMismatchError, match="target 'sgs', which needs advection on, but the equation has "
+                                                  "advection=off"):
+        Simulation(reduced_config(16), closure=ArtifactClosure(make_artifact(target="sgs")))
+
+
+def test_a_different_dt_than_trained_warns(make_artifact) -> None:
+    with pytest.warns(ClosureWarning, match="trained at dt = 0.001, the solver runs dt = 0.002"):
+        Simulation(reduced_config(16, dt=2e-3), closure=ArtifactClosure(make_artifact()))
+
+
+def test_non_finite_output_raises_by_default(make_artifact) -> None:
+    c = ArtifactClosure(make_artifact(NaNFirstMember(16)))
+    with pytest.raises(NonFiniteClosureError, match=r"returned NaN/inf at step 0 \(t = 0\) for member\(s\) \[0\]") as info:
+        c(coarse_state(np.repeat(OMEGA, 3, axis=0)))
+    assert isinstance(info.value, NonFiniteError)
+
+
+def test_non_finite_output_is_zeroed_and_counted_under_the_zero_policy(make_artifact) -> None:
+    c = ArtifactClosure(make_artifact(NaNFirstMember(16)), every=2, jitter=1e-3, nonfinite="zero")
+    omega = np.repeat(OMEGA, 3, axis=0)
+    h = [c(coarse_state(omega, step)) for step in range(4)]
+    for x in h:
+        assert np.isfinite(x).all()
+        assert np.all(x[1:] != 0)
+    np.testing.assert_array_equal(h[0][0], 0.0)  # zeroed at the sample, then only jittered
+    assert 0 < np.abs(h[1][0]).max() < 1e-2
+    d = c.describe()
+    assert d["closure_nonfinite_events"] == 2 and d["closure_nonfinite_members"] == 2  # two resamples, member 0
+
+
+def test_restart_with_an_artifact_closure_is_bit_exact(make_artifact, tmp_path: Path) -> None:
+    """Interrupt at step 100 (last restart state at step 96, mid-way between resamples at 95 and 100),
+    resume: snapshots, closure diagnostics and final state equal an uninterrupted run."""
+    path = make_artifact(TwoStepNoise(16))
+    cfg = reduced_config(16, members=3, t_end=0.128, save_every=0.032, seed=2)
+
+    def closure() -> ArtifactClosure:
+        return ArtifactClosure(path, every=5, jitter=5e-5, seed=9)
+
+    full = run_simulation(cfg, tmp_path / "full.h5", closure=closure(), planner="estimate")
+    assert full.status == "complete"
+
+    def interrupt(sim, diag) -> None:  # noqa: ANN001
+        if sim.step >= 100:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(cfg, tmp_path / "cut.h5", closure=closure(), planner="estimate", progress=interrupt)
+    assert partial_path(tmp_path / "cut.h5").exists()
+    with h5py.File(partial_path(tmp_path / "cut.h5")) as h5:
+        assert h5["restart"].attrs["step"] == 96 and "held" in h5["restart/closure"]
+    resumed = run_simulation(None, resume=tmp_path / "cut.h5", closure=closure(), planner="estimate")
+    assert resumed.status == "complete" and resumed.steps == 128 - 96
+    with h5py.File(tmp_path / "full.h5") as a, h5py.File(tmp_path / "cut.h5") as b:
+        np.testing.assert_array_equal(a["restart/omega_hat"][()], b["restart/omega_hat"][()])
+        np.testing.assert_array_equal(a["vorticity"][()], b["vorticity"][()])
+        for name in ("closure_energy", "closure_enstrophy", "energy"):
+            np.testing.assert_array_equal(a[f"diagnostics/{name}"][()], b[f"diagnostics/{name}"][()])
+        np.testing.assert_array_equal(a["restart/closure/held"][()], b["restart/closure/held"][()])
+        for key in ("closure_calls", "closure_artifact_calls", "closure_jitter_updates"):
+            assert a.attrs[key] == b.attrs[key]
+        assert a.attrs["closure_calls"] == 128 and a.attrs["closure_artifact_calls"] == 26
+        assert 0 < a.attrs["closure_fraction"] < 1 and a.attrs["closure_device"] == "cpu"
+
+
+def test_float64_runs_the_artifact_in_float64_and_members_start_from_a_broadcast_snapshot(make_artifact) -> None:
+    c = ArtifactClosure(make_artifact(), dtype="float64", seed=1)
+    sim = Simulation(reduced_config(16, members=5), closure=c, omega0=OMEGA, planner="estimate")
+    for _ in range(3):
+        sim.advance()
+    assert c.artifact.module.a.dtype.__str__() == "torch.float64" and c.describe()["closure_dtype"] == "float64"
+    w = sim.vorticity()
+    assert w.shape == (5, 16, 16) and not np.allclose(w[0], w[1])

@@ -1,0 +1,102 @@
+"""``kolmo run --closure``/``--protocol paper`` and ``kolmo info CLOSURE.pt`` end to end (tiny runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.coupling.conftest import TwoStepNoise
+
+runner = CliRunner()
+
+
+def kolmo(*args: str):  # noqa: ANN201
+    result = runner.invoke(app, [str(a) for a in args])
+    result.text = " ".join(result.output.split())  # rich wraps lines: compare on normalised whitespace
+    return result
+
+
+def test_run_with_an_artifact_sets_the_reduced_model_from_its_target_and_says_so(make_artifact, tmp_path: Path) -> None:
+    art = make_artifact(TwoStepNoise(16))
+    out = tmp_path / "run.h5"
+    r = kolmo("run", "--closure", art, "--closure-every", 5, "--closure-jitter", 5e-5, "-b", 2, "--time", 0.02,
+              "--save-every", 0.01, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "closure target missing-physics: the paper's reduced model — advection off, stochastic forcing off, " \
+           "stepper cn-euler" in r.text
+    assert "device cpu, dtype float32, every 5 steps" in r.text and "closure calls" in r.text
+    with h5py.File(out) as h5:
+        cfg = json.loads(h5.attrs["config"])
+        assert (cfg["preset"], cfg["n"], cfg["advection"], cfg["noise_sigma"], cfg["stepper"]) == \
+            ("dong2026", 16, False, 0.0, "cn-euler")
+        assert h5.attrs["closure_calls"] == 20 and h5.attrs["closure_artifact_calls"] == 4
+        assert h5.attrs["closure_spec"] == str(art) and "closure_seconds" in h5.attrs
+        assert h5["diagnostics/closure_energy"].shape == (20, 2)
+
+
+def test_run_refuses_advection_on_with_a_missing_physics_artifact(make_artifact, tmp_path: Path) -> None:
+    r = kolmo("run", "--closure", make_artifact(), "--set", "advection=true", "--time", 0.01, "--out", tmp_path / "x.h5")
+    assert r.exit_code == 2
+    assert "TargetMismatchError: the closure's target is 'missing-physics', which needs advection off, but " \
+           "advection=true was asked for explicitly" in r.text
+
+
+def test_run_with_a_closure_for_another_grid_is_refused_naming_both(make_artifact, tmp_path: Path) -> None:
+    r = kolmo("run", "--closure", make_artifact(), "-n", 32, "--time", 0.01, "--out", tmp_path / "x.h5")
+    assert r.exit_code == 2 and "GridMismatchError: closure artifact:closure.pt is for a 16² grid, but the solver " \
+                                "runs 32²" in r.text
+
+
+def test_paper_protocol_starts_every_member_from_the_dataset_test_snapshot(make_artifact, truth_dataset: Path,
+                                                                          tmp_path: Path) -> None:
+    out = tmp_path / "paper.h5"
+    r = kolmo("run", "--protocol", "paper", "-n", 16, "--time", 0.02, "--save-every", 0.01, "-b", 3,
+              "--init", f"{truth_dataset}:test:5", "--closure", make_artifact(TwoStepNoise(16)), "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "protocol paper" in r.text
+    with h5py.File(truth_dataset) as d, h5py.File(out) as h5:
+        start = d["test/vorticity"][5]
+        for m in range(3):
+            np.testing.assert_array_equal(h5["vorticity"][0, m], start)  # broadcast to all members
+        assert not np.allclose(h5["vorticity"][-1, 0], h5["vorticity"][-1, 1])  # own samples per member
+        assert h5.attrs["closure_every"] == 5 and h5.attrs["closure_jitter"] == 5e-5
+        cfg = json.loads(h5.attrs["config"])
+        assert cfg["dt"] == 1e-3 and cfg["advection"] is False and cfg["stepper"] == "cn-euler"
+    r = kolmo("run", "--protocol", "paper", "-n", 16, "--time", 0.01, "--out", tmp_path / "y.h5")
+    assert r.exit_code == 2 and "pass --init DATA.h5:test:INDEX" in r.text
+
+
+def test_replay_run_starts_at_the_init_record_and_resumes_with_the_stored_closure(truth_dataset: Path,
+                                                                               tmp_path: Path) -> None:
+    out = tmp_path / "replay.h5"
+    r = kolmo("run", "--closure", f"replay:{truth_dataset}", "--init", f"{truth_dataset}:test:2", "--time", 0.2,
+              "--save-every", 0.1, "--out", out)
+    assert r.exit_code == 0, r.output
+    with h5py.File(out) as h5:
+        assert h5.attrs["closure_start_index"] == 2 and h5.attrs["closure_calls"] == 200
+    r = kolmo("run", "--resume", out, "--time", 0.3)
+    assert r.exit_code == 0, r.output
+    assert "resuming with closure replay:truth.h5:test:0" in r.text
+    with h5py.File(out) as h5:
+        assert h5.attrs["closure_calls"] == 300 and h5["time"][-1] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("spec, match", [("smagorinksy", "unknown closure 'smagorinksy'; expected one of none, "
+                                                         "smagorinsky, leith, PATH.pt, replay:DATA.h5[:TRAJ]"),
+                                         ("missing.pt", "closure artifact missing.pt does not exist")])
+def test_bad_closure_specs_are_clean_errors(spec: str, match: str, tmp_path: Path) -> None:
+    r = kolmo("run", "--closure", spec, "--time", 0.01, "--out", tmp_path / "x.h5")
+    assert r.exit_code == 2 and match in r.text
+
+
+def test_info_prints_the_artifact_metadata(make_artifact) -> None:
+    r = kolmo("info", make_artifact())
+    assert r.exit_code == 0, r.output
+    for text in ("kolmo-closure", "missing-physics", "dong2026", "dataset_fingerprint", "torch_version"):
+        assert text in r.text
