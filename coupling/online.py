@@ -148,13 +148,16 @@ def make_closure(spec: str | ClosureSpec, options: ClosureOptions | None = None,
     elif s.kind == "artifact":
         from coupling.learned import ArtifactClosure
 
+        if s.path is None:
+            raise ConfigurationError(f"closure {s.text!r}: expected PATH.pt")
         closure = ArtifactClosure(s.path, device=o.device, dtype=o.dtype, every=1 if o.every is None else o.every,
                                   jitter=0.0 if o.jitter is None else o.jitter, seed=o.seed or 0,
                                   nonfinite=o.nonfinite, threads=o.threads)
     else:
         from coupling.replay import ReplayClosure
 
-        assert s.path is not None
+        if s.path is None:
+            raise ConfigurationError(f"closure {s.text!r}: expected replay:DATA.h5[:TRAJ]")
         start = _dataset_init(init)
         if start is not None and _same_file(start[0], s.path):
             closure = ReplayClosure(s.path, split=start[1], trajectory=s.trajectory, start_index=start[2],

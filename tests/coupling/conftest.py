@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any, Callable, List
 
@@ -183,10 +181,3 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     """``‖a − b‖ / ‖b‖`` (Frobenius)."""
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
-
-def isclose(a: float, b: float, rel: float) -> bool:
-    return math.isclose(a, b, rel_tol=rel)
-
-
-__all__ = ["LinearNoise", "TwoStepNoise", "WrongShape", "WrongDtype", "NaNFirstMember", "NoSampleMethod", "metadata",
-           "coarse_state", "reduced_config", "build_truth_dataset", "relative_error", "json"]

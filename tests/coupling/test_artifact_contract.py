@@ -49,11 +49,19 @@ def test_artifact_loads_with_plain_torch_jit_load_in_a_fresh_process_that_import
                    "forward": [3, 16, 16], "reproducible": True, "ours": []}
 
 
-def test_metadata_holds_every_contract_key_and_is_read_back(make_artifact) -> None:
-    meta = read_metadata(make_artifact())
+def test_metadata_holds_every_contract_key_and_the_saved_module_equals_the_eager_one_on_fixed_noise(
+        make_artifact) -> None:
+    eager = TwoStepNoise(16)
+    path = make_artifact(eager)
+    meta = read_metadata(path)
     assert set(REQUIRED_METADATA) <= set(meta)
     assert meta["format_version"] == 1 and meta["target"] == "missing-physics" and meta["grid"] == 16
     assert meta["torch_version"] == torch.__version__
+    loaded = load_artifact(path)
+    g = torch.Generator().manual_seed(0)
+    omega, noise = torch.randn(3, 16, 16, generator=g), torch.randn(eager.noise_shape(3), generator=g)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module.sample(omega, noise), eager.sample(omega, noise), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("case, match", [
