@@ -31,12 +31,13 @@ samples). Every value can still be overridden explicitly.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from coupling.errors import TargetMismatchError
-from coupling.protocol import ADVECTION_FOR_TARGET, Closure
+from coupling.protocol import ADVECTION_FOR_TARGET, Closure, ClosureWarning
 from kolmo.errors import ConfigurationError, FileFormatError
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
@@ -256,6 +257,10 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         raise TargetMismatchError(f"protocol {protocol} is for target {proto_target!r}, but the closure's target is {target!r}")
     config, tnotes = configure_for_target(config, target, explicit)
     notes.extend(tnotes)
+    if c is not None:  # fail before the run starts; the Simulation validates again (and warns)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ClosureWarning)
+            c.validate(config)
     if c is not None and hasattr(c, "device"):
         notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
                      f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
