@@ -235,6 +235,8 @@ def test_resumed_build_equals_an_uninterrupted_one_without_recomputing_finished_
     with h5py.File(partial_path(out)) as h5:
         assert h5.attrs["status"] == "building" and h5["train/done"][()].tolist() == [1, 1]
         assert np.isnan(h5["test/closure"][0]).all()  # preallocated, not yet written
+    with pytest.raises(FileFormatError, match="not a finished dataset"):
+        open_pairs(partial_path(out))
     summary = build(tiny(), out)
     assert summary.trajectories_resumed == 2 and summary.trajectories_computed == 1
     assert summary.pairs_written == 4 and summary.pairs_total == 12
