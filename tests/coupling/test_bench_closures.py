@@ -65,3 +65,23 @@ def test_bench_refuses_bad_input_clearly(tmp_path: Path) -> None:
             bench_closures([a], [1], device="cuda")
     with pytest.raises(ConfigurationError, match="dtype"):
         bench_closures([a], [1], dtype="float16")
+
+
+def test_bench_coupled_times_solver_alone_and_with_a_closure(tmp_path: Path) -> None:
+    from coupling.benchmark import bench_coupled
+
+    meta = {"format": "kolmo-closure", "format_version": 1, "grid": 16, "L": 1.0, "preset": "dong2026",
+            "target": "missing-physics", "dt": 1e-3, "nfe": 1, "family": "test", "regularizer": "none",
+            "dtype": "float32", "normalisation": {}, "dataset_fingerprint": "none", "run_id": "test",
+            "torch_version": torch.__version__, "created": "2026-11-23"}
+    path = tmp_path / "c.pt"
+    torch.jit.save(torch.jit.script(Trivial()), str(path), _extra_files={"metadata.json": json.dumps(meta)})
+    rows = bench_coupled([str(path)], preset="dong2026", grid=16, steps=20, every=5, members=2)
+    assert [r.closure for r in rows] == ["none (solver only)", str(path)]
+    assert rows[0].closure_s == 0 and rows[0].overhead == pytest.approx(1.0)
+    assert rows[1].steps == 20 and rows[1].artifact_calls == 4 and rows[1].closure_calls == 20
+    assert 0 < rows[1].closure_s < rows[1].wall_s
+    result = CliRunner().invoke(app, ["bench", "coupled", "--closure", str(path), "--grid", "16", "--steps", "10",
+                                      "--json", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "c.json").read_text())["rows"][1]["artifact_calls"] == 2
