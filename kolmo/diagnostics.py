@@ -79,6 +79,36 @@ def enstrophy(grid: Grid, omega_hat: np.ndarray) -> np.ndarray:
     return spectral_moments(grid, omega_hat)[:, 1]
 
 
+@njit(cache=True)
+def _injection(omega_hat, h_hat, inv_k2, out):  # pragma: no cover
+    b_count, n, m = omega_hat.shape
+    for b in range(b_count):
+        e = 0.0
+        z = 0.0
+        for j in range(n):
+            for i in range(m):
+                w = 1.0 if (i == 0 or i == m - 1) else 2.0
+                a = omega_hat[b, j, i]
+                h = h_hat[b, j, i]
+                p = w * (a.real * h.real + a.imag * h.imag)
+                e += p * inv_k2[j, i]
+                z += p
+        out[0, b] = e
+        out[1, b] = z
+    return out
+
+
+def closure_injection(grid: Grid, omega_hat: np.ndarray, h_hat: np.ndarray,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    r"""Energy and enstrophy injected by a closure tendency H, ``(2, B)``: :math:`\langle\psi H\rangle`
+    (length²/time³) and :math:`\langle\omega H\rangle` (1/time³), in one pass without temporaries."""
+    if out is None:
+        out = np.empty((2, omega_hat.shape[0]))
+    _injection(omega_hat, h_hat, grid.inv_k2, out)
+    out *= 1.0 / float(grid.n) ** 4
+    return out
+
+
 def inner_product(grid: Grid, a_hat: np.ndarray, b_hat: np.ndarray) -> np.ndarray:
     r"""Domain mean :math:`\langle a b\rangle` per member from rfft coefficients, ``(B,)``."""
     w = grid.rfft_weights

@@ -33,14 +33,14 @@ from kolmo.presets import Config
 from kolmo.stepping import make_stepper
 
 
-@dataclass(frozen=True)
 class CoarseState:
     """What a closure sees once per step.
 
     Attributes
     ----------
     omega
-        Vorticity in physical space, ``(B, N, N)`` (1/time).
+        Vorticity in physical space, ``(B, N, N)`` (1/time); computed on first access (a
+        closure that only needs the spectral state, or holds its last sample, costs no transform).
     omega_hat
         Its ``rfft2``, ``(B, N, N//2+1)`` (the solver's own array: read it, never modify it).
     step, time
@@ -49,12 +49,19 @@ class CoarseState:
         The solver's grid and time step.
     """
 
-    omega: np.ndarray
-    omega_hat: np.ndarray
-    step: int
-    time: float
-    grid: Grid
-    dt: float
+    __slots__ = ("omega_hat", "step", "time", "grid", "dt", "_omega", "_inverse")
+
+    def __init__(self, omega_hat: np.ndarray, step: int, time: float, grid: Grid, dt: float,
+                 omega: np.ndarray | None = None, inverse: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.omega_hat, self.step, self.time, self.grid, self.dt = omega_hat, step, time, grid, dt
+        self._omega, self._inverse = omega, inverse
+
+    @property
+    def omega(self) -> np.ndarray:
+        if self._omega is None:
+            inv = self._inverse or (lambda f: np.fft.irfft2(f, s=(self.grid.n, self.grid.n)))
+            self._omega = inv(self.omega_hat)
+        return self._omega
 
 
 @runtime_checkable
@@ -197,17 +204,17 @@ class Simulation:
 
     def _closure_tendency(self) -> np.ndarray:
         g = self.grid
-        state = CoarseState(omega=self.vorticity(), omega_hat=self.omega_hat, step=self.step,
-                            time=self.time, grid=g, dt=self.config.dt)
+        state = CoarseState(self.omega_hat, self.step, self.time, g, self.config.dt, inverse=self.fft.irfft2)
         h = np.asarray(self.closure(state))  # type: ignore[misc]
         if h.shape != (self.config.members, g.n, g.n):
             raise ShapeError(f"closure returned shape {h.shape}, expected {(self.config.members, g.n, g.n)}")
-        if not np.all(np.isfinite(h)):
+        if not np.isfinite(np.sum(h)):  # NaN or inf anywhere makes the sum non-finite
             raise NonFiniteError(f"closure returned non-finite values at step {self.step}")
-        h_hat = self.fft.rfft2(h)
+        self.fft.real[...] = h
+        self.fft.forward()
+        h_hat = self.fft.spec  # valid until the next use of self.fft
         # energy and enstrophy injected by the closure: <ψ H> and <ω H>
-        self._last_closure[0] = diagnostics.inner_product(g, self.omega_hat * g.inv_k2, h_hat)
-        self._last_closure[1] = diagnostics.inner_product(g, self.omega_hat, h_hat)
+        diagnostics.closure_injection(g, self.omega_hat, h_hat, self._last_closure)
         return h_hat
 
     def scalar_diagnostics(self) -> dict[str, np.ndarray]:

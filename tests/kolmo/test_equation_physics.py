@@ -104,3 +104,13 @@ def test_spectra_of_a_single_mode_and_their_sums() -> None:
     e, z, _ = diagnostics.spectral_moments(g, wh).T
     np.testing.assert_allclose(e_k.sum(1), e, rtol=1e-12)
     np.testing.assert_allclose(z_k.sum(1), z, rtol=1e-12)
+
+
+def test_closure_injection_equals_inner_products() -> None:
+    g = Grid(32, 2.0)
+    rng = np.random.default_rng(14)
+    wh = band_limited(g, rng, frac=0.5, batch=2)
+    hh = np.fft.rfft2(rng.standard_normal((2, 32, 32)))
+    inj = diagnostics.closure_injection(g, wh, hh)
+    np.testing.assert_allclose(inj[0], diagnostics.inner_product(g, wh * g.inv_k2, hh), rtol=1e-12)
+    np.testing.assert_allclose(inj[1], diagnostics.inner_product(g, wh, hh), rtol=1e-12)
