@@ -1,0 +1,465 @@
+"""Every closure model family, assembled by name from the parts in :mod:`closure`.
+
+Names (SCIENCE.md §3; ``kolmo train --model NAME --reg REG``)
+---------------------------------------------------------------
+=============  =========================================================  ==============================
+model          generator                                                  default sampler (NFE)
+=============  =========================================================  ==============================
+``fm``         flow matching on the physical N² field ``H_n``               FM Euler, 1 step (1)
+``si``         stochastic interpolant on ``H_n``                            SI Euler–Maruyama, 10 steps (10)
+``dm``         VE-SDE (σ = 30) score model on ``H_n``                       VE Euler–Maruyama, Karras grid,
+                                                                           10 steps, t ∈ [1e-3, 0.1] (10)
+``latent-fm``  flow matching on the 1×n×n latent of ``H_n``                 FM Euler, 1 step (1)
+``latent-si``  stochastic interpolant on the latent                         SI Euler–Maruyama, 10 steps (10)
+``latent-dm``  VE-SDE score model on the latent                             VE EM, 10 steps, t ∈ [1e-3, 0.4]
+=============  =========================================================  ==============================
+
+Physical models condition on the normalised coarse vorticity ``ω_n`` itself; latent models on a
+condition latent (``condition="encoder"``: a :class:`~closure.autoencoders.ConvAutoencoder` of ``ω_n``;
+``"pooled"``: the 4×4 block average, no parameters). The target latent comes from a
+:class:`~closure.autoencoders.ConvAutoencoder` (``autoencoder="conv"``) or the POD/PCA latent
+(``"pca"``, fitted on the training closures). Latent regularizers (``reg``): ``none``, ``mp``, ``ga``
+(two-phase training) or ``joint`` (end-to-end); physical models take ``none`` only, and ``mp``/``ga``/
+``joint`` need the trainable conv autoencoder (PCA is exactly metric preserving on its subspace already).
+
+Scalar latent standardisation: the generator works on ``x1 = (z − a) / b`` and ``c = (z_ω − a_ω) / b_ω``
+with scalars ``a, b`` measured on the training latents after the autoencoder phase (a scalar map keeps
+the latent geometry: MP/GA distances are only rescaled). This puts the target at unit scale for a
+Gaussian source and for the VE-SDE's short time range (see :class:`~closure.samplers.VEEulerMaruyama`).
+Joint models keep ``a = 0, b = 1`` (their batch-KL term already pulls ``z`` to N(0, 1)). Physical models
+use identity coders and ``a = 0, b = 1``, so one code path serves every family.
+
+Noise layout of :meth:`ClosureModel.sample` and of exported artifacts
+----------------------------------------------------------------------
+- deterministic samplers (FM Euler, VE Heun): ``noise`` has shape ``(B, 1, n, n)`` — the source sample;
+- stochastic samplers (SI and VE Euler–Maruyama): ``(n_steps + 1, B, 1, n, n)`` — ``noise[0]`` the
+  source sample, ``noise[1:]`` the per-step increments (``noise[0]`` is ignored by the empirical SI
+  source, which starts at the condition; the VE sampler does not use the last increment).
+
+``n = N`` for physical models, the latent size for latent models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
+from closure.errors import ConfigurationError
+from closure.networks import ConditionalFNO, FNOConfig, count_flops, count_parameters
+from closure.paths import VESDE, FlowMatching, StochasticInterpolant, VEScoreNetwork
+from closure.samplers import T_MAX_LATENT, T_MAX_PHYSICAL, T_MIN, FlowEuler, InterpolantEulerMaruyama, Sampler, \
+    VEEulerMaruyama, VEHeun
+
+__all__ = ["MODELS", "REGULARIZERS", "AUTOENCODERS", "CONDITIONS", "ModelConfig", "FieldIdentity",
+           "ClosureModel", "build_model"]
+
+MODELS = ("latent-fm", "latent-si", "latent-dm", "fm", "si", "dm")
+REGULARIZERS = ("none", "mp", "ga", "joint")
+AUTOENCODERS = ("conv", "pca")
+CONDITIONS = ("encoder", "pooled")
+SI_SOURCES = ("gaussian", "empirical")
+DM_SAMPLERS = ("em", "heun")
+DEFAULT_STEPS = {"fm": 1, "si": 10, "dm": 10}
+HEUN_STEPS = 18
+
+
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigurationError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes a closure model's architecture (stored in checkpoints and artifacts).
+
+    Attributes
+    ----------
+    model : str
+        One of :data:`MODELS`.
+    reg : str
+        Latent regularizer, one of :data:`REGULARIZERS` (``"none"`` for physical models).
+    autoencoder : {"conv", "pca"}
+        Target autoencoder of latent models.
+    condition : {"encoder", "pooled"}
+        Condition encoder of latent models.
+    grid : int
+        ``N`` of the ``N × N`` fields (from the dataset).
+    latent_size : int, optional
+        ``n`` of the ``1 × n × n`` latents; default ``N / 4`` (64² → 16², the reference).
+    modes, width : int, optional
+        FNO Fourier modes and width; default the reference presets (physical 6 / 40, latent 4 / 20),
+        modes clipped to ``n / 2`` on small grids.
+    n_layers, time_embedding_dim, projection_width : int
+        FNO depth, time-embedding size, projection width (reference 4 / 64 / 128).
+    ae_channels : tuple of int, optional
+        Conv autoencoder channels per level; default ``(8, 16, 32, ...)``.
+    steps : int, optional
+        Default sampling steps (FM 1, SI 10, DM 10; Heun 18).
+    si_source : {"gaussian", "empirical"}
+        Source of the stochastic interpolant (empirical = the condition itself).
+    si_noise : float
+        ``ε`` of the stochastic interpolant.
+    sigma : float
+        ``σ`` of the VE-SDE.
+    t_max, t_min : float, optional
+        VE sampler time range; default ``t_max`` 0.1 physical / 0.4 latent, ``t_min = 1e-3``.
+    dm_sampler : {"em", "heun"}
+        VE-SDE sampler: reference Euler–Maruyama, or EDM Heun (``2 n − 1`` NFE).
+    """
+
+    model: str = "latent-fm"
+    reg: str = "none"
+    autoencoder: str = "conv"
+    condition: str = "encoder"
+    grid: int = 64
+    latent_size: Optional[int] = None
+    modes: Optional[int] = None
+    width: Optional[int] = None
+    n_layers: int = 4
+    time_embedding_dim: int = 64
+    projection_width: int = 128
+    ae_channels: Optional[tuple[int, ...]] = None
+    steps: Optional[int] = None
+    si_source: str = "gaussian"
+    si_noise: float = 1.0
+    sigma: float = 30.0
+    t_max: Optional[float] = None
+    t_min: float = T_MIN
+    dm_sampler: str = "em"
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def family(self) -> str:
+        """``"fm"``, ``"si"`` or ``"dm"``."""
+        return self.model.split("-")[-1]
+
+    @property
+    def latent(self) -> bool:
+        return self.model.startswith("latent-")
+
+    @property
+    def state_size(self) -> int:
+        """Grid size ``n`` of the generator's state (``N`` physical, latent size otherwise)."""
+        return self.resolved_latent_size if self.latent else self.grid
+
+    @property
+    def resolved_latent_size(self) -> int:
+        return self.latent_size if self.latent_size is not None else self.grid // 4
+
+    @property
+    def trains_autoencoders(self) -> bool:
+        """Whether a separate autoencoder phase precedes the generator (two-phase training)."""
+        return self.latent and self.reg != "joint" and (self.autoencoder == "conv" or self.condition == "encoder")
+
+    def resolved_steps(self, sampler: Optional[str] = None) -> int:
+        if self.steps is not None:
+            return self.steps
+        if self.family == "dm" and (sampler or self.dm_sampler) == "heun":
+            return HEUN_STEPS
+        return DEFAULT_STEPS[self.family]
+
+    def fno_config(self) -> FNOConfig:
+        preset = FNOConfig.latent() if self.latent else FNOConfig.physical()
+        n = self.state_size
+        modes = self.modes if self.modes is not None else min(preset.modes, n // 2)
+        width = self.width if self.width is not None else preset.width
+        return FNOConfig(channels=1, cond_channels=1, modes=modes, width=width, n_layers=self.n_layers,
+                         time_embedding_dim=self.time_embedding_dim, projection_width=self.projection_width)
+
+    def resolved_ae_channels(self) -> tuple[int, ...]:
+        if self.ae_channels is not None:
+            return tuple(self.ae_channels)
+        levels = (self.grid // self.resolved_latent_size).bit_length() - 1
+        return tuple(8 * 2**i for i in range(levels + 1))
+
+    def resolved_t_max(self) -> float:
+        if self.t_max is not None:
+            return self.t_max
+        return T_MAX_LATENT if self.latent else T_MAX_PHYSICAL
+
+    # ------------------------------------------------------------------ checks and I/O
+    def validate(self) -> "ModelConfig":
+        """Raise :class:`ConfigurationError` for an unknown name or an impossible combination."""
+        _choice("model", self.model, MODELS)
+        _choice("regularizer", self.reg, REGULARIZERS)
+        _choice("autoencoder", self.autoencoder, AUTOENCODERS)
+        _choice("condition", self.condition, CONDITIONS)
+        _choice("SI source", self.si_source, SI_SOURCES)
+        _choice("DM sampler", self.dm_sampler, DM_SAMPLERS)
+        if not self.latent and self.reg != "none":
+            raise ConfigurationError(f"regularizer {self.reg!r} applies to latent models only; model {self.model!r} "
+                                     f"is physical: use --reg none, or --model latent-{self.family}")
+        if self.latent and self.autoencoder == "pca" and self.reg != "none":
+            raise ConfigurationError(
+                f"regularizer {self.reg!r} needs a trainable target autoencoder, got --autoencoder pca (the PCA latent "
+                "is exactly metric preserving on its subspace and has no parameters): use --reg none with pca, "
+                "or --autoencoder conv")
+        if self.grid < 4:
+            raise ConfigurationError(f"grid {self.grid} too small; expected N >= 4")
+        if self.latent:
+            n = self.resolved_latent_size
+            ratio = self.grid // max(n, 1)
+            if n < 2 or self.grid % n or ratio & (ratio - 1):
+                raise ConfigurationError(f"latent size {n} for grid {self.grid}: N / n must be a power of two")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigurationError(f"steps {self.steps}; expected >= 1")
+        fno = self.fno_config()
+        if fno.modes < 1 or 2 * fno.modes > self.state_size:
+            raise ConfigurationError(f"FNO modes {fno.modes} do not fit a {self.state_size}² state; expected "
+                                     f"1 <= modes <= {self.state_size // 2}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["ae_channels"] is not None:
+            d["ae_channels"] = list(d["ae_channels"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown model settings {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        if d.get("ae_channels") is not None:
+            d["ae_channels"] = tuple(d["ae_channels"])
+        return cls(**d)
+
+    def describe(self) -> str:
+        """E.g. ``latent-fm (reg mp, conv autoencoder, encoder condition)``."""
+        if not self.latent:
+            return self.model
+        return f"{self.model} (reg {self.reg}, {self.autoencoder} autoencoder, {self.condition} condition)"
+
+
+class FieldIdentity(nn.Module):
+    """The identity coder of physical models (same ``encode``/``decode`` interface as the autoencoders)."""
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        return x
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        return z
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class ClosureModel(nn.Module):
+    """Target coder + condition coder + conditional generator of one closure family.
+
+    All fields here are normalised (``ω_n``, ``H_n``, see :class:`closure.data.Normalisation`),
+    shaped ``(B, 1, N, N)``; the generator state and condition are ``(B, 1, n, n)``.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Validated architecture.
+
+    Attributes
+    ----------
+    target_coder : nn.Module
+        :class:`ConvAutoencoder`, :class:`PCAAutoencoder` (fit with :meth:`fit_pca`) or
+        :class:`FieldIdentity`.
+    condition_coder : nn.Module
+        :class:`ConvAutoencoder`, :class:`BlockAverageEncoder` or :class:`FieldIdentity`.
+    network : nn.Module
+        :class:`ConditionalFNO` (velocity / drift), wrapped in :class:`VEScoreNetwork` for ``dm``.
+    latent_shift, latent_scale, condition_shift, condition_scale : Tensor (buffers, scalars)
+        The scalar latent standardisation ``x1 = (z − a) / b``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config.validate()
+        n_field, n_lat = config.grid, config.resolved_latent_size
+        if not config.latent:
+            self.target_coder: nn.Module = FieldIdentity()
+            self.condition_coder: nn.Module = FieldIdentity()
+        else:
+            channels = config.resolved_ae_channels()
+            if config.autoencoder == "conv":
+                self.target_coder = ConvAutoencoder(n_field, n_lat, channels)
+            else:  # placeholder buffers of the right shapes; fit_pca or load_state_dict fills them
+                r = n_lat * n_lat
+                self.target_coder = PCAAutoencoder(torch.zeros(n_field * n_field), torch.zeros(r, n_field * n_field),
+                                                   torch.ones(r), field_size=n_field, latent_size=n_lat)
+            if config.condition == "encoder":
+                self.condition_coder = ConvAutoencoder(n_field, n_lat, channels)
+            else:
+                self.condition_coder = BlockAverageEncoder(n_field // n_lat)
+        fno = ConditionalFNO(config.fno_config())
+        self.network: nn.Module = VEScoreNetwork(fno, config.sigma) if config.family == "dm" else fno
+        for name in ("latent_shift", "condition_shift"):
+            self.register_buffer(name, torch.zeros((), dtype=torch.float64))
+        for name in ("latent_scale", "condition_scale"):
+            self.register_buffer(name, torch.ones((), dtype=torch.float64))
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def fno(self) -> ConditionalFNO:
+        return self.network.network if isinstance(self.network, VEScoreNetwork) else self.network
+
+    def fit_pca(self, closure_train: Tensor) -> None:
+        """Fit the PCA target latent on training closures ``(M, 1, N, N)`` (no-op for other coders)."""
+        if isinstance(self.target_coder, PCAAutoencoder):
+            fitted = PCAAutoencoder.fit(closure_train.to(torch.float64), self.config.resolved_latent_size)
+            dtype = self.target_coder.mean.dtype
+            for name in ("mean", "basis", "scale"):
+                getattr(self.target_coder, name).copy_(getattr(fitted, name).to(dtype))
+
+    def set_standardisation(self, latent: tuple[float, float], condition: tuple[float, float]) -> None:
+        """Set ``(a, b)`` of the target latent and of the condition latent."""
+        for (shift, scale), names in ((latent, ("latent_shift", "latent_scale")),
+                                      (condition, ("condition_shift", "condition_scale"))):
+            if not (math.isfinite(scale) and scale > 0 and math.isfinite(shift)):
+                raise ConfigurationError(f"latent standardisation ({shift}, {scale}); expected a finite shift and "
+                                         "a positive scale (did the autoencoder collapse?)")
+            getattr(self, names[0]).fill_(shift)
+            getattr(self, names[1]).fill_(scale)
+
+    def trainable_coders(self) -> list[nn.Module]:
+        """Coders with parameters (trained in the autoencoder phase or jointly)."""
+        return [m for m in (self.target_coder, self.condition_coder) if isinstance(m, ConvAutoencoder)]
+
+    # ------------------------------------------------------------------ maps
+    def encode_condition(self, omega_n: Tensor) -> Tensor:
+        """Condition ``c`` ``(B, 1, n, n)`` of the generator from ``ω_n`` ``(B, 1, N, N)``."""
+        z = self.condition_coder.encode(omega_n)
+        return (z - self.condition_shift.to(z.dtype)) / self.condition_scale.to(z.dtype)
+
+    def encode_target(self, closure_n: Tensor) -> Tensor:
+        """Generator target ``x1`` ``(B, 1, n, n)`` from ``H_n`` ``(B, 1, N, N)``."""
+        z = self.target_coder.encode(closure_n)
+        return (z - self.latent_shift.to(z.dtype)) / self.latent_scale.to(z.dtype)
+
+    def decode_target(self, x1: Tensor) -> Tensor:
+        """``H_n`` ``(B, 1, N, N)`` from a generator state ``x1`` ``(B, 1, n, n)``."""
+        return self.target_coder.decode(x1 * self.latent_scale.to(x1.dtype) + self.latent_shift.to(x1.dtype))
+
+    # ------------------------------------------------------------------ generation
+    def path_loss(self, x1: Tensor, c: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Training loss of the generator on targets ``x1`` and conditions ``c`` (both ``(B, 1, n, n)``).
+
+        FM: ``mean ‖v(t, x_t, c) − (x1 − x0)‖²``; SI: ``mean ‖b(t, x_t, c) − R_t‖²`` (``x0 = c`` for the
+        empirical source); DM: ``mean ‖σ_t s(t, x_t, c) + z‖²`` (see :mod:`closure.paths`).
+        """
+        family = self.config.family
+        if family == "fm":
+            return FlowMatching().loss(self.network, x1, c, generator=generator)
+        if family == "si":
+            si = StochasticInterpolant(self.config.si_source, self.config.si_noise)
+            x0 = c if self.config.si_source == "empirical" else None
+            return si.loss(self.network, x1, c, x0=x0, generator=generator)
+        return VESDE(self.config.sigma).loss(self.network, x1, c, generator=generator)
+
+    def sampler_kind(self, sampler: Optional[str] = None) -> str:
+        family = self.config.family
+        if family == "dm":
+            kind = sampler or self.config.dm_sampler
+            _choice("DM sampler", kind, DM_SAMPLERS)
+            return "dm-" + kind
+        if sampler is not None and sampler not in ("em", "euler"):
+            raise ConfigurationError(f"sampler {sampler!r} applies to dm models only; {self.config.model} uses "
+                                     f"{'Euler' if family == 'fm' else 'Euler-Maruyama'}")
+        return family
+
+    def make_sampler(self, steps: Optional[int] = None, sampler: Optional[str] = None) -> Sampler:
+        """The scriptable sampler (owning :attr:`network`) with ``steps`` steps (default per family)."""
+        kind = self.sampler_kind(sampler)
+        n = steps if steps is not None else self.config.resolved_steps(sampler)
+        if n < 1:
+            raise ConfigurationError(f"steps {n}; expected >= 1")
+        cfg = self.config
+        if kind == "fm":
+            return FlowEuler(self.network, n)
+        if kind == "si":
+            return InterpolantEulerMaruyama(self.network, n, cfg.si_noise)
+        if kind == "dm-em":
+            return VEEulerMaruyama(self.network, cfg.sigma, n, cfg.resolved_t_max(), cfg.t_min)
+        return VEHeun(self.network, cfg.sigma, n, cfg.resolved_t_max(), cfg.t_min)
+
+    def stochastic_steps(self, sampler: Optional[str] = None) -> bool:
+        """Whether the sampler draws per-step noise (SI and VE Euler–Maruyama)."""
+        return self.sampler_kind(sampler) in ("si", "dm-em")
+
+    def noise_shape(self, batch: int, steps: Optional[int] = None, sampler: Optional[str] = None) -> List[int]:
+        """Shape of the packed noise for ``batch`` samples (see the module docstring)."""
+        n = self.config.state_size
+        base = [batch, 1, n, n]
+        if self.stochastic_steps(sampler):
+            k = steps if steps is not None else self.config.resolved_steps(sampler)
+            return [k + 1] + base
+        return base
+
+    def sample(self, omega_n: Tensor, noise: Tensor, steps: Optional[int] = None,
+               sampler: Optional[str] = None) -> Tensor:
+        """One closure sample ``H_n`` ``(B, 1, N, N)`` per condition ``ω_n`` ``(B, 1, N, N)``.
+
+        ``noise`` is standard normal with shape :meth:`noise_shape` (explicit, so samples are
+        reproducible). Eager only; exported artifacts wrap the same parts (:mod:`closure.export`).
+        """
+        s = self.make_sampler(steps, sampler)
+        c = self.encode_condition(omega_n)
+        x_init, step_noise = split_noise(noise, self.stochastic_steps(sampler))
+        if self.config.family == "si" and self.config.si_source == "empirical":
+            x_init = c
+        return self.decode_target(s(x_init, c, step_noise))
+
+    # ------------------------------------------------------------------ cost
+    def nfe(self, steps: Optional[int] = None, sampler: Optional[str] = None) -> int:
+        """Network evaluations per sample."""
+        return int(self.make_sampler(steps, sampler).nfe)
+
+    def flops_per_sample(self, steps: Optional[int] = None, sampler: Optional[str] = None) -> float:
+        """FLOPs of one closure sample: condition encoder + NFE × network + target decoder.
+
+        Network: :meth:`ConditionalFNO.flops_per_sample`; conv coders: :func:`count_flops` of the encoder
+        (condition) and decoder (target) stacks; PCA decoder ``2 r N²``; block average and identity 0.
+        """
+        cfg = self.config
+        n_field, n = cfg.grid, cfg.state_size
+        like = self.latent_scale  # dtype and device of the model
+        total = self.nfe(steps, sampler) * self.fno.flops_per_sample(n)
+        if isinstance(self.condition_coder, ConvAutoencoder):
+            probe = torch.zeros(1, 1, n_field, n_field, dtype=self.condition_coder.encoder[0].weight.dtype,
+                                device=like.device)
+            total += count_flops(self.condition_coder.encoder, probe)
+        if isinstance(self.target_coder, ConvAutoencoder):
+            probe = torch.zeros(1, 1, n, n, dtype=self.target_coder.decoder[0].weight.dtype, device=like.device)
+            total += count_flops(self.target_coder.decoder, probe)
+        elif isinstance(self.target_coder, PCAAutoencoder):
+            total += 2.0 * n * n * n_field * n_field
+        return float(total)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters (trained or frozen; buffers such as the PCA basis excluded) of each part and in total."""
+        parts = {"target_coder": count_parameters(self.target_coder, trainable_only=False),
+                 "condition_coder": count_parameters(self.condition_coder, trainable_only=False),
+                 "network": count_parameters(self.network, trainable_only=False)}
+        parts["total"] = sum(parts.values())
+        return parts
+
+
+def split_noise(noise: Tensor, stochastic: bool) -> tuple[Tensor, Optional[Tensor]]:
+    """Unpack ``noise`` into the source sample and the per-step noise (``None`` when deterministic)."""
+    if stochastic:
+        return noise[0], noise[1:]
+    return noise, None
+
+
+def build_model(config: ModelConfig | dict[str, Any], **overrides: Any) -> ClosureModel:
+    """A :class:`ClosureModel` from a config (or its dict), with optional field overrides."""
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    if overrides:
+        config = replace(config, **overrides)
+    return ClosureModel(config)
