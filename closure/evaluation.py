@@ -1,0 +1,268 @@
+r"""A-priori evaluation of a closure model on test conditions (SCIENCE.md §4).
+
+For each of ``conditions`` test pairs ``(ω, H)`` (evenly spaced over the test split) the model draws
+``S = samples`` closures ``Ĥ_1 … Ĥ_S`` given ``ω`` (explicit, seeded noise), in solver units. Metrics,
+each a function of ``samples (S, N, N)`` and ``truth (N, N)`` (all norms Frobenius over the grid):
+
+=============================  ======================================================================
+metric                         definition
+=============================  ======================================================================
+ensemble-mean relative error   ``‖mean_s Ĥ_s − H‖ / ‖H‖``  (the headline number of §5)
+per-sample relative error      ``e_s = ‖Ĥ_s − H‖ / ‖H‖``; reported as mean ± 2 std over all samples of
+                               all conditions
+sample std                     pixel-wise ensemble std (``ddof = 1``), averaged over pixels (1/time²);
+                               also relative to the rms of ``H``
+spectrum error                 ``Σ_k |mean_s E_{Ĥ_s}(k) − E_H(k)| / Σ_k E_H(k)`` with ``E_f`` the
+                               isotropic power spectrum of the field ``f`` itself
+                               (:func:`kolmo.diagnostics.spectra`: ``Σ_k E_f(k) = ½⟨f²⟩``)
+fair CRPS                      per pixel ``(1/S) Σ_s |Ĥ_s − H| − (1/(2 S (S−1))) Σ_{s,s'} |Ĥ_s − Ĥ_s'|``
+                               (Ferro 2014), averaged over pixels (1/time²) and relative to rms(H)
+spread–skill ratio             ``√((S+1)/S) · spread / skill`` with ``spread² = ⟨Var_s Ĥ⟩`` (``ddof 1``)
+                               and ``skill² = ⟨(mean_s Ĥ − H)²⟩``, pooled over pixels and conditions
+                               (Fortin et al. 2014; 1 for a reliable ensemble, < 1 over-confident)
+straightness                   ``‖x_K − x_0‖ / Σ_k ‖x_{k+1} − x_k‖`` of the sampler's path in the
+                               generator's space (:func:`closure.samplers.straightness`), on
+                               ``min(S, 20)`` samples per condition; for a one-step sampler (trivially
+                               straight) measured with a 10-step sampler of the same model
+NFE                            network evaluations per sample
+=============================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from closure.data import ClosurePairs, Normalisation
+from closure.errors import ConfigurationError
+from closure.models import ClosureModel
+from kolmo.diagnostics import spectra
+from kolmo.grid import Grid
+
+__all__ = ["ensemble_mean_relative_error", "per_sample_relative_errors", "pixel_std", "closure_spectrum",
+           "spectrum_error", "fair_crps", "spread_skill_terms", "spread_skill_ratio", "evaluate_model",
+           "evaluate_run", "evenly_spaced_rows", "METRICS"]
+
+METRICS = {
+    "ensemble_mean_rel_error": "‖mean(Ĥ) − H‖/‖H‖",
+    "sample_rel_error_mean": "per-sample ‖Ĥ − H‖/‖H‖, mean",
+    "sample_rel_error_2std": "per-sample ‖Ĥ − H‖/‖H‖, 2 std",
+    "sample_std": "pixel-wise sample std (1/time²)",
+    "sample_std_rel": "pixel-wise sample std / rms(H)",
+    "spectrum_error": "Σ|⟨E_Ĥ⟩ − E_H| / ΣE_H",
+    "crps": "fair CRPS (1/time²)",
+    "crps_rel": "fair CRPS / rms(H)",
+    "spread_skill": "spread–skill ratio",
+    "straightness": "path straightness",
+    "nfe": "network evaluations / sample",
+}
+_STRAIGHTNESS_SAMPLES = 20
+_STRAIGHTNESS_STEPS_FOR_ONE_STEP = 10
+
+
+def _check(samples: np.ndarray, truth: np.ndarray) -> None:
+    if samples.ndim != 3 or truth.shape != samples.shape[1:]:
+        raise ValueError(f"samples must have shape (S, N, N) and truth (N, N); got {samples.shape} and {truth.shape}")
+
+
+def ensemble_mean_relative_error(samples: np.ndarray, truth: np.ndarray) -> float:
+    """``‖mean_s Ĥ_s − H‖ / ‖H‖`` for ``samples (S, N, N)``, ``truth (N, N)``."""
+    _check(samples, truth)
+    return float(np.linalg.norm(samples.mean(axis=0) - truth) / np.linalg.norm(truth))
+
+
+def per_sample_relative_errors(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``(S,)`` array of ``‖Ĥ_s − H‖ / ‖H‖``."""
+    _check(samples, truth)
+    diff = (samples - truth[None]).reshape(samples.shape[0], -1)
+    return np.linalg.norm(diff, axis=1) / np.linalg.norm(truth)
+
+
+def pixel_std(samples: np.ndarray) -> float:
+    """Pixel-wise ensemble standard deviation (``ddof = 1``) averaged over the grid."""
+    if samples.ndim != 3 or samples.shape[0] < 2:
+        raise ValueError(f"samples must have shape (S, N, N) with S >= 2, got {samples.shape}")
+    return float(samples.std(axis=0, ddof=1).mean())
+
+
+def closure_spectrum(fields: np.ndarray, L: float = 1.0) -> np.ndarray:
+    """Isotropic power spectrum ``(..., K)`` of fields ``(..., N, N)``, shells of :mod:`kolmo.diagnostics`
+    (``Σ_k E(k) = ½⟨f²⟩``)."""
+    n = fields.shape[-1]
+    flat = fields.reshape(-1, n, n)
+    _, power = spectra(Grid(n, L), np.fft.rfft2(flat))
+    return power.reshape(fields.shape[:-2] + (power.shape[-1],))
+
+
+def spectrum_error(samples: np.ndarray, truth: np.ndarray, L: float = 1.0) -> float:
+    """``Σ_k |mean_s E_{Ĥ_s}(k) − E_H(k)| / Σ_k E_H(k)``."""
+    _check(samples, truth)
+    e_samples = closure_spectrum(samples, L).mean(axis=0)
+    e_truth = closure_spectrum(truth, L)
+    return float(np.abs(e_samples - e_truth).sum() / e_truth.sum())
+
+
+def fair_crps(samples: np.ndarray, truth: np.ndarray) -> float:
+    """Fair (ensemble-size unbiased) CRPS averaged over the grid (Ferro 2014).
+
+    ``(1/S) Σ_s |x_s − y| − (1/(2 S (S − 1))) Σ_{s, s'} |x_s − x_s'|`` per pixel; the pair sum uses the
+    sorted form ``Σ_{s,s'} |x_s − x_s'| = 2 Σ_i (2 i − S + 1) x_(i)`` (``i = 0 … S − 1``).
+    """
+    _check(samples, truth)
+    s = samples.shape[0]
+    if s < 2:
+        raise ValueError(f"the fair CRPS needs S >= 2 samples, got {s}")
+    skill = np.abs(samples - truth[None]).mean(axis=0)
+    ordered = np.sort(samples, axis=0)
+    weights = (2 * np.arange(s) - s + 1).reshape(-1, 1, 1)
+    pair_sum = 2.0 * (weights * ordered).sum(axis=0)
+    return float((skill - pair_sum / (2.0 * s * (s - 1))).mean())
+
+
+def spread_skill_terms(samples: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """``(⟨Var_s Ĥ⟩, ⟨(mean_s Ĥ − H)²⟩)`` over the grid (ddof 1), to be pooled over conditions."""
+    _check(samples, truth)
+    return float(samples.var(axis=0, ddof=1).mean()), float(((samples.mean(axis=0) - truth) ** 2).mean())
+
+
+def spread_skill_ratio(variances: list[float], squared_errors: list[float], ensemble_size: int) -> float:
+    """``√((S+1)/S) · √(mean variance) / √(mean squared error)`` pooled over conditions."""
+    mse = float(np.mean(squared_errors))
+    if mse == 0:
+        return float("inf")
+    return math.sqrt((ensemble_size + 1) / ensemble_size) * math.sqrt(float(np.mean(variances)) / mse)
+
+
+def evenly_spaced_rows(n_test: int, conditions: int) -> np.ndarray:
+    """``conditions`` evenly spaced row indices of a split of ``n_test`` pairs."""
+    if conditions < 1:
+        raise ConfigurationError(f"conditions = {conditions}; expected >= 1")
+    if n_test < 1:
+        raise ConfigurationError("the test split is empty")
+    return np.unique(np.linspace(0, n_test - 1, min(conditions, n_test)).round().astype(np.int64))
+
+
+
+@torch.no_grad()
+def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str | os.PathLike, samples: int = 100,
+                   steps: Optional[int] = None, sampler: Optional[str] = None, conditions: int = 10, seed: int = 0,
+                   batch: Optional[int] = None, L: Optional[float] = None) -> dict[str, Any]:
+    """A-priori metrics of ``model`` on ``conditions`` test pairs of ``data`` (see the module docstring).
+
+    Parameters
+    ----------
+    model : ClosureModel
+        Trained model (eval mode; CPU float32 here).
+    normalisation : Normalisation
+        The model's (training) normalisation.
+    data : path-like
+        Dataset file; its test split is used.
+    samples : int
+        Samples per condition (``S >= 2``).
+    steps, sampler : optional
+        Sampling steps and DM sampler (defaults of the family).
+    conditions : int
+        Test pairs, evenly spaced over the split.
+    seed : int
+        Seed of the sampling noise.
+    batch : int, optional
+        Samples drawn per model call (default all ``S`` at once).
+    L : float, optional
+        Domain side for the spectrum (only its shell layout matters here; default 1).
+
+    Returns
+    -------
+    dict
+        Summary metrics (keys of :data:`METRICS`), per-condition lists under ``per_condition``, and the
+        settings (``steps``, ``sampler``, ``samples``, ``conditions``, ``rows``, ``seconds_per_sample``).
+    """
+    if samples < 2:
+        raise ConfigurationError(f"samples = {samples}; at least 2 are needed for spread metrics")
+    model.eval()
+    from kolmo.pairs import Pairs
+
+    with Pairs(data, "test") as pairs:
+        n_test, grid = len(pairs), pairs.n
+    if grid != model.config.grid:
+        raise ConfigurationError(f"the test data are on a {grid}² grid; the model was trained on "
+                                 f"{model.config.grid}²")
+    rows = evenly_spaced_rows(n_test, conditions)
+    test = ClosurePairs(data, "test", normalisation, rows=rows, dtype=torch.float32)
+    s_obj = model.make_sampler(steps, sampler)
+    n_steps, nfe = int(s_obj.n_steps), int(s_obj.nfe)
+    straight_steps = n_steps if n_steps > 1 else _STRAIGHTNESS_STEPS_FOR_ONE_STEP
+    straight = model.make_sampler(straight_steps, sampler)
+    stochastic_straight = model.stochastic_steps(sampler)
+    gen = torch.Generator().manual_seed(seed)
+    batch = batch or samples
+    per: dict[str, list[float]] = {k: [] for k in ("ensemble_mean_rel_error", "sample_std", "sample_std_rel",
+                                                   "spectrum_error", "crps", "crps_rel", "straightness")}
+    all_errors: list[np.ndarray] = []
+    variances: list[float] = []
+    sq_errors: list[float] = []
+    seconds = 0.0
+    for i in range(len(test)):
+        omega_n = test.omega[i:i + 1]
+        truth = normalisation.closure_physical(test.closure[i, 0].double()).numpy()
+        draws = []
+        for start in range(0, samples, batch):
+            b = min(batch, samples - start)
+            noise = torch.randn(model.noise_shape(b, steps, sampler), generator=gen)
+            t0 = time.perf_counter()
+            h_n = model.sample(omega_n.expand(b, -1, -1, -1), noise, steps, sampler)
+            seconds += time.perf_counter() - t0
+            draws.append(normalisation.closure_physical(h_n[:, 0].double()).numpy())
+        ens = np.concatenate(draws)
+        rms = float(np.sqrt((truth**2).mean()))
+        per["ensemble_mean_rel_error"].append(ensemble_mean_relative_error(ens, truth))
+        all_errors.append(per_sample_relative_errors(ens, truth))
+        per["sample_std"].append(pixel_std(ens))
+        per["sample_std_rel"].append(per["sample_std"][-1] / rms)
+        per["spectrum_error"].append(spectrum_error(ens, truth, L or 1.0))
+        per["crps"].append(fair_crps(ens, truth))
+        per["crps_rel"].append(per["crps"][-1] / rms)
+        v, e = spread_skill_terms(ens, truth)
+        variances.append(v)
+        sq_errors.append(e)
+        k = min(samples, _STRAIGHTNESS_SAMPLES)
+        noise = torch.randn(model.noise_shape(k, straight_steps, sampler), generator=gen)
+        c = model.encode_condition(omega_n.expand(k, -1, -1, -1))
+        x_init = noise[0] if stochastic_straight else noise
+        if model.config.family == "si" and model.config.si_source == "empirical":
+            x_init = c
+        _, s_path = straight.trajectory(x_init, c, noise[1:] if stochastic_straight else None)
+        per["straightness"].append(float(s_path.mean()))
+    errors = np.concatenate(all_errors)
+    cfg = model.config
+    out: dict[str, Any] = {key: float(np.mean(values)) for key, values in per.items()}
+    out.update({
+        "sample_rel_error_mean": float(errors.mean()), "sample_rel_error_2std": float(2 * errors.std()),
+        "spread_skill": spread_skill_ratio(variances, sq_errors, samples), "nfe": nfe,
+        "model": cfg.describe(), "family": cfg.model, "regularizer": cfg.reg if cfg.latent else None,
+        "steps": n_steps, "sampler": s_obj.name, "straightness_steps": straight_steps,
+        "samples": samples, "conditions": len(rows), "rows": rows.tolist(), "seed": seed,
+        "seconds_per_sample": seconds / (samples * len(rows)), "threads": torch.get_num_threads(),
+        "flops_per_sample": model.flops_per_sample(steps, sampler), "parameters": model.parameter_counts(),
+        "per_condition": per,
+    })
+    return out
+
+
+def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint: str = "best",
+                 **kwargs: Any) -> dict[str, Any]:
+    """:func:`evaluate_model` on the model of a training run; adds ``run_id``, ``checkpoint``, ``epoch`` and
+    whether ``data`` is the training dataset (fingerprint match)."""
+    from closure.data import read_info
+    from closure.training import load_run
+
+    run = load_run(run_dir, checkpoint)
+    info = read_info(data)
+    result = evaluate_model(run.model, run.normalisation, data, L=info.L, **kwargs)
+    result.update({"run_id": run.run_id, "checkpoint": str(run.checkpoint), "epoch": run.epoch,
+                   "phase": run.phase, "dataset_matches_training": info.fingerprint == run.dataset.get("fingerprint")})
+    return result

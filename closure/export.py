@@ -1,0 +1,427 @@
+"""Closure artifacts: one self-contained, self-checked TorchScript file per trained model.
+
+The contract (normative, read by :mod:`coupling.artifact` and by C++/Fortran hosts) is written down in
+:mod:`coupling.artifact`; this module writes to it. The scripted :class:`ClosureArtifact` holds
+
+    physical ω (B, N, N) → ω_n = (ω − μ_ω)/σ_ω → condition coder → c
+    noise → source x0 (+ per-step noise) → sampler (fixed steps, owning the network) → x1
+    x1 → target decoder → H_n → H = σ_H H_n + μ_H (B, N, N), a vorticity tendency in solver units
+
+with methods ``forward(omega)`` (noise drawn with ``torch.randn`` on ``omega``'s device and dtype),
+``sample(omega, noise)`` (explicit noise, shape ``noise_shape(B)``: ``[B, 1, n, n]`` for FM and the VE
+Heun sampler, ``[n_steps + 1, B, 1, n, n]`` for SI and VE Euler–Maruyama with ``noise[0]`` the source
+and ``noise[1:]`` the per-step increments; ``n`` the latent size, or ``N`` for physical models), and
+``noise_shape(batch)``. Metadata (``metadata.json`` extra file) as listed in
+:data:`coupling.artifact.REQUIRED_METADATA`, plus ``autoencoder``, ``condition``, ``steps``,
+``sampler``, ``device``, ``flops_per_sample``, ``parameters``, ``latent``.
+
+Writing (:func:`export_closure`): script, save under a temporary name beside ``--out``, reload with
+``torch.jit.load``, compare with the eager model on fixed noise (max abs difference ≤ ``rtol × σ_H``,
+``rtol`` 1e-5 in float32 and 1e-12 in float64), check the metadata round trip, and only then move it to
+``--out`` (never over an existing file). A failing file is deleted and :class:`ExportCheckError` says why.
+
+``--format aoti``: :func:`torch.export.export` of :meth:`ClosureArtifact.sample` with the noise as an
+input, compiled by AOTInductor into a ``.pt2`` package (metadata as a ``metadata.json`` sidecar inside the
+package's ``extra`` folder is not portable across torch versions, so the JSON is written next to it as
+``OUT.json``). Needs a C++ compiler; otherwise :class:`AOTIUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from closure.data import Normalisation
+from closure.errors import AOTIUnavailableError, ConfigurationError, DeviceError, ExportCheckError, ExportError, \
+    OutputExistsError
+from closure.models import ClosureModel
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ClosureArtifact", "ExportResult", "artifact_metadata",
+           "export_closure", "export_model", "load_artifact", "artifact_latency", "resolve_device"]
+
+FORMAT = "kolmo-closure"
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SELF_CHECK_RTOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``/``"cuda"``/``"cuda:K"`` as a device; :class:`DeviceError` when unknown or absent (no fallback)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"unknown device {device!r}; expected cpu, cuda or cuda:K") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} was asked for but torch.cuda.is_available() is False "
+                          f"(torch {torch.__version__}); no CPU fallback")
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {device!r} is not supported; expected cpu, cuda or cuda:K")
+    return dev
+
+
+class ClosureArtifact(nn.Module):
+    """Scriptable closure: physical coarse vorticity ``(B, N, N)`` → closure sample ``(B, N, N)``.
+
+    Parameters
+    ----------
+    model : ClosureModel
+        Trained model (its coders and network are shared, not copied).
+    normalisation : Normalisation
+        Train-split normalisation of ω and H.
+    steps : int, optional
+        Fixed sampling steps (default: the family's, 1 for FM).
+    sampler : str, optional
+        ``"em"`` or ``"heun"`` for ``dm`` models.
+    """
+
+    def __init__(self, model: ClosureModel, normalisation: Normalisation, steps: Optional[int] = None,
+                 sampler: Optional[str] = None) -> None:
+        super().__init__()
+        cfg = model.config
+        self.condition_coder = model.condition_coder
+        self.target_coder = model.target_coder
+        self.sampler = model.make_sampler(steps, sampler)
+        self.n_steps = int(self.sampler.n_steps)
+        self.stochastic = bool(model.stochastic_steps(sampler))
+        self.empirical = bool(cfg.family == "si" and cfg.si_source == "empirical")
+        self.grid = int(cfg.grid)
+        self.state_size = int(cfg.state_size)
+        self.omega_mean = float(normalisation.omega_mean)
+        self.omega_std = float(normalisation.omega_std)
+        self.closure_mean = float(normalisation.closure_mean)
+        self.closure_std = float(normalisation.closure_std)
+        self.latent_shift = float(model.latent_shift)
+        self.latent_scale = float(model.latent_scale)
+        self.condition_shift = float(model.condition_shift)
+        self.condition_scale = float(model.condition_scale)
+
+    def forward(self, omega: Tensor) -> Tensor:
+        """One closure sample per member; noise from ``torch.randn`` on ``omega``'s device and dtype."""
+        noise = torch.randn(self.noise_shape(omega.shape[0]), dtype=omega.dtype, device=omega.device)
+        return self.sample(omega, noise)
+
+    @torch.jit.export
+    def noise_shape(self, batch: int) -> List[int]:
+        """``[B, 1, n, n]``, or ``[n_steps + 1, B, 1, n, n]`` for samplers with per-step noise."""
+        if self.stochastic:
+            return [self.n_steps + 1, batch, 1, self.state_size, self.state_size]
+        return [batch, 1, self.state_size, self.state_size]
+
+    @torch.jit.export
+    def sample(self, omega: Tensor, noise: Tensor) -> Tensor:
+        """Closure ``(B, N, N)`` (1/time²) for vorticity ``omega`` ``(B, N, N)`` (1/time) and standard
+        normal ``noise`` of shape :meth:`noise_shape`."""
+        if omega.dim() != 3 or omega.shape[1] != self.grid or omega.shape[2] != self.grid:
+            raise ValueError("omega must have shape (B, " + str(self.grid) + ", " + str(self.grid) + "), got "
+                             + str(list(omega.shape)))
+        expected = self.noise_shape(omega.shape[0])
+        if list(noise.shape) != expected:
+            raise ValueError("noise must have shape " + str(expected) + ", got " + str(list(noise.shape)))
+        omega_n = ((omega - self.omega_mean) / self.omega_std).unsqueeze(1)
+        c = (self.condition_coder.encode(omega_n) - self.condition_shift) / self.condition_scale
+        x_init = noise
+        step_noise: Optional[Tensor] = None
+        if self.stochastic:
+            x_init = noise[0]
+            step_noise = noise[1:]
+        if self.empirical:
+            x_init = c
+        x1 = self.sampler(x_init, c, step_noise)
+        h_n = self.target_coder.decode(x1 * self.latent_scale + self.latent_shift)
+        return h_n.squeeze(1) * self.closure_std + self.closure_mean
+
+
+class _SampleOnly(nn.Module):
+    """``forward = artifact.sample`` (what torch.export traces for AOTInductor)."""
+
+    def __init__(self, artifact: ClosureArtifact) -> None:
+        super().__init__()
+        self.artifact = artifact
+
+    def forward(self, omega: Tensor, noise: Tensor) -> Tensor:
+        return self.artifact.sample(omega, noise)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_closure` wrote and how it checked.
+
+    Attributes
+    ----------
+    path : Path
+        The artifact.
+    metadata : dict
+        Its metadata.
+    max_abs_diff : float
+        Max abs difference between the reloaded artifact and the eager model on fixed noise (1/time²).
+    tolerance : float
+        The bound it had to meet (``rtol × σ_H``).
+    seconds : float
+        Wall time of scripting, saving and checking.
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+    max_abs_diff: float
+    tolerance: float
+    seconds: float
+
+
+def artifact_metadata(model: ClosureModel, artifact: ClosureArtifact, normalisation: Normalisation,
+                      dataset: dict[str, Any], run_id: str, sampler: Optional[str], dtype: str,
+                      device: str) -> dict[str, Any]:
+    """The ``metadata.json`` object of an artifact (every key of the contract and a few more)."""
+    cfg = model.config
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "preset": dataset["preset"], "target": dataset["target"], "grid": int(cfg.grid),
+        "L": float(dataset["L"]), "dt": float(dataset["dt"]),
+        "family": cfg.model, "regularizer": cfg.reg if cfg.latent else None,
+        "autoencoder": cfg.autoencoder if cfg.latent else None,
+        "condition": cfg.condition if cfg.latent else None,
+        "latent": [1, cfg.state_size, cfg.state_size] if cfg.latent else None,
+        "nfe": int(artifact.sampler.nfe), "steps": artifact.n_steps, "sampler": artifact.sampler.name,
+        "noise_shape": "[n_steps + 1, B, 1, n, n] (noise[0] source, noise[1:] per-step)" if artifact.stochastic
+        else "[B, 1, n, n] (source sample)",
+        "dtype": dtype, "device": device,
+        "normalisation": normalisation.to_dict(),
+        "dataset_fingerprint": dataset.get("fingerprint", ""), "run_id": run_id,
+        "torch_version": str(torch.__version__),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "flops_per_sample": model.flops_per_sample(artifact.n_steps, sampler),
+        "parameters": model.parameter_counts(),
+        "model_config": cfg.to_dict(),
+    }
+
+
+def _fixed_inputs(artifact: ClosureArtifact, normalisation: Normalisation, batch: int, device: torch.device,
+                  dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(1234)
+    omega = normalisation.omega_mean + normalisation.omega_std * torch.randn(batch, artifact.grid, artifact.grid,
+                                                                             generator=g, dtype=torch.float64)
+    noise = torch.randn(artifact.noise_shape(batch), generator=g, dtype=torch.float64)
+    return omega.to(device=device, dtype=dtype), noise.to(device=device, dtype=dtype)
+
+
+def _new_temporary(out: Path, suffix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out`` without ever replacing an existing ``out`` (hard link, then unlink)."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise OutputExistsError(f"{out} appeared while exporting; not overwritten (the checked artifact is discarded)") \
+            from None
+    except OSError:  # file systems without hard links
+        if out.exists():
+            tmp.unlink(missing_ok=True)
+            raise OutputExistsError(f"{out} exists; not overwritten") from None
+        os.replace(tmp, out)
+        return
+    tmp.unlink()
+
+
+def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dict[str, Any], out: str | os.PathLike,
+                 run_id: str = "", steps: Optional[int] = None, sampler: Optional[str] = None,
+                 device: str = "cpu", dtype: str = "float32", format: str = "torchscript",
+                 check_batch: int = 3) -> ExportResult:
+    """Script, save, reload, self-check and publish the artifact of a trained model.
+
+    Parameters
+    ----------
+    model : ClosureModel
+        Trained model (copied to ``device``/``dtype``; the caller's model is not modified).
+    normalisation : Normalisation
+        Train-split normalisation.
+    dataset : dict
+        ``preset``, ``target``, ``L``, ``dt``, ``fingerprint`` of the training data
+        (:meth:`closure.data.DatasetInfo.to_dict`).
+    out : path-like
+        Destination (must not exist).
+    run_id : str
+        Training-run identifier.
+    steps, sampler : optional
+        Sampling steps and DM sampler (defaults of the family; FM: one step).
+    device : {"cpu", "cuda"}
+        Device the artifact is saved on (no fallback).
+    dtype : {"float32", "float64"}
+        Dtype of the saved parameters and of the self-check.
+    format : {"torchscript", "aoti"}
+        TorchScript (default; C++ libtorch and FTorch load it) or an AOTInductor ``.pt2`` package.
+    check_batch : int
+        Batch of the self-check.
+
+    Raises
+    ------
+    OutputExistsError, ConfigurationError, DeviceError, ExportCheckError, AOTIUnavailableError
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.exists():
+        raise OutputExistsError(f"{out} exists; choose another --out (artifacts are never overwritten)")
+    if not out.parent.is_dir():
+        raise ConfigurationError(f"the folder of --out, {out.parent}, does not exist")
+    if dtype not in DTYPES:
+        raise ConfigurationError(f"dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
+    if format not in ("torchscript", "aoti"):
+        raise ConfigurationError(f"format {format!r} is not supported; expected torchscript or aoti")
+    dev = resolve_device(device)
+    tdtype = DTYPES[dtype]
+
+
+    model = copy.deepcopy(model).to(device=dev, dtype=tdtype).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    artifact = ClosureArtifact(model, normalisation, steps, sampler).eval()
+    meta = artifact_metadata(model, artifact, normalisation, dataset, run_id, sampler, dtype, str(dev))
+    omega, noise = _fixed_inputs(artifact, normalisation, check_batch, dev, tdtype)
+    with torch.no_grad():
+        reference = artifact.sample(omega, noise)
+    tolerance = SELF_CHECK_RTOL[dtype] * normalisation.closure_std
+    if not bool(torch.isfinite(reference).all()):
+        raise ExportCheckError("the eager model returns non-finite closures on the self-check input; not exported")
+    if format == "aoti":
+        return _export_aoti(artifact, meta, out, omega, noise, reference, tolerance, t0)
+    tmp = _new_temporary(out, ".pt")
+    try:
+        try:
+            scripted = torch.jit.script(artifact)
+        except Exception as exc:  # noqa: BLE001 - TorchScript raises many types
+            raise ExportError(f"TorchScript could not compile the closure ({str(exc).splitlines()[0]})") from None
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
+        loaded, meta_back = load_artifact(tmp, dev)
+        if meta_back != json.loads(json.dumps(meta)):
+            raise ExportCheckError(f"{out}: metadata did not round-trip through the saved file")
+        with torch.no_grad():
+            got = loaded.sample(omega, noise)
+            shape = [int(s) for s in loaded.noise_shape(check_batch)]
+            drawn = loaded(omega)
+        if shape != list(noise.shape) or tuple(drawn.shape) != tuple(reference.shape):
+            raise ExportCheckError(f"{out}: reloaded artifact's noise_shape {shape} / forward shape "
+                                   f"{tuple(drawn.shape)} differ from the eager {list(noise.shape)} / "
+                                   f"{tuple(reference.shape)}")
+        diff = float((got - reference).abs().max())
+        if not diff <= tolerance:
+            raise ExportCheckError(
+                f"{out}: reloaded artifact differs from the eager model on fixed noise by {diff:.3g} (max abs), "
+                f"above the bound {tolerance:.3g} = {SELF_CHECK_RTOL[dtype]:g} x closure std "
+                f"{normalisation.closure_std:.3g}; the file was not kept")
+        _publish(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0)
+
+
+def _aoti_compiler() -> Optional[str]:
+    """The C++ compiler AOTInductor would use, or ``None``."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _export_aoti(artifact: ClosureArtifact, meta: dict[str, Any], out: Path, omega: Tensor, noise: Tensor,
+                 reference: Tensor, tolerance: float, t0: float) -> ExportResult:
+    if _aoti_compiler() is None:
+        raise AOTIUnavailableError("--format aoti needs a C++ compiler for AOTInductor (none of $CXX, c++, g++, "
+                                   "clang++ is on PATH); use the default --format torchscript")
+    if out.suffix != ".pt2":
+        raise ConfigurationError(f"--format aoti writes an AOTInductor package; name it *.pt2, got {out.name!r}")
+    sidecar = out.with_suffix(".json")
+    if sidecar.exists():
+        raise OutputExistsError(f"{sidecar} (the metadata of {out.name}) exists; not overwritten")
+    meta = dict(meta, format_variant="aoti", signature="sample(omega, noise)")
+    tmp = _new_temporary(out, ".pt2")
+    tmp.unlink()
+    try:
+        try:
+            with torch.no_grad():
+                program = torch.export.export(_SampleOnly(artifact), (omega, noise), strict=False)
+                from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+                path = aoti_compile_and_package(program, package_path=str(tmp))
+                runner = aoti_load_package(path)
+                got = runner(omega, noise)
+        except Exception as exc:  # noqa: BLE001 - export/inductor raise many types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AOTIUnavailableError(f"torch.export / AOTInductor could not compile the closure here ({first}); "
+                                       "use the default --format torchscript") from None
+        diff = float((got - reference).abs().max())
+        if not diff <= max(tolerance, 1e-4 * float(reference.abs().max())):
+            raise ExportCheckError(f"{out}: AOTInductor package differs from the eager model by {diff:.3g}; not kept")
+        sidecar.write_text(json.dumps(meta, sort_keys=True, indent=1))
+        _publish(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0)
+
+
+def load_artifact(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
+    """Load a TorchScript artifact and its metadata (:class:`ExportCheckError` for a corrupt or foreign file)."""
+    extra = {METADATA_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location=torch.device(device), _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportCheckError(f"{path} is not a loadable TorchScript archive ({first})") from None
+    text = extra[METADATA_FILE]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        meta = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ExportCheckError(f"{path} has no valid {METADATA_FILE} of format {FORMAT!r}")
+    return module.eval(), meta
+
+
+def artifact_latency(path: str | os.PathLike, batch: int = 1, repeats: int = 30, warmup: int = 3,
+                     device: str = "cpu") -> dict[str, float]:
+    """Median and min wall time (s) of ``forward`` on a ``(batch, N, N)`` field (no grad, current threads)."""
+    module, meta = load_artifact(path, device)
+    omega = torch.randn(batch, int(meta["grid"]), int(meta["grid"]), dtype=DTYPES[meta["dtype"]],
+                        device=torch.device(device))
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            t = time.perf_counter()
+            module(omega)
+            if omega.is_cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+    return {"median_s": statistics.median(times), "min_s": min(times), "batch": batch,
+            "threads": torch.get_num_threads(), "nfe": int(meta["nfe"]), "dtype": meta["dtype"]}
+
+
+def export_closure(run_dir: str | os.PathLike, out: str | os.PathLike, steps: Optional[int] = None,
+                   sampler: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
+                   format: str = "torchscript", checkpoint: str = "best") -> ExportResult:
+    """Export the model of a training run (``best.pt``, or ``last.pt``) as a closure artifact.
+
+    See :func:`export_model` for the parameters and the self-check.
+    """
+    from closure.training import load_run
+
+    run = load_run(run_dir, checkpoint)
+    return export_model(run.model, run.normalisation, run.dataset, out, run_id=run.run_id, steps=steps,
+                        sampler=sampler, device=device, dtype=dtype, format=format)

@@ -1,0 +1,637 @@
+"""Training of every closure family: two-phase (autoencoders, then generator on frozen latents) or joint.
+
+Phases (each with its own Adam(lr) and StepLR(lr_step, lr_gamma), stepped once per epoch)
+-----------------------------------------------------------------------------------------
+``autoencoder`` (latent models with ``reg`` none/mp/ga and a trainable coder; ``ae_epochs`` epochs)
+    ``L = MSE(D_H(E_H(H_n)), H_n) + λ R(E_H(H_n)) + MSE(D_ω(E_ω(ω_n)), ω_n)``, the last term only with a
+    learned condition encoder, and ``R`` = MP (``λ = 1e-2``, kNN in the batch, k = 5) or GA (``λ = 1e-3``,
+    diffusion-potential distances precomputed once on the training closures, PHATE knn 10 / t 10, with
+    landmarks) — :mod:`closure.regularizers`.
+``generator`` (``epochs`` epochs)
+    Coders frozen; the scalar latent standardisation is measured on the training latents, every training
+    and validation latent is computed once, and the network minimises the path loss of its family
+    (:meth:`closure.models.ClosureModel.path_loss`).
+``joint`` (``reg = joint``; ``epochs`` epochs), end to end (SCIENCE.md §3)::
+
+    L = 1000 · MSE_H + MSE_ω + 0.1 · KL_batch(z_H) + L_gen          (MSE_ω only with a learned ω encoder)
+
+Validation: whole TRAINING trajectories carved off (:func:`closure.data.split_trajectories`); the
+validation loss uses a fixed-seed generator, so it is comparable between epochs and never touches the
+training random streams. ``best.pt`` is written whenever the validation loss of the last phase improves.
+
+Run directory: ``run.json`` (config, dataset, history, throughput; human-readable), ``last.pt`` and
+``best.pt``: ``{format, version, run_id, config, dataset, split, phase, epoch, model, optimizer,
+scheduler, history, best, rng, throughput}`` with every random stream (torch, numpy, python, and the
+shuffle and path-noise generators). ``resume=True`` restores all of it and continues exactly: on the
+CPU, 2 epochs + resume to 4 equal 4 epochs bit for bit. A checkpoint made with another model, another
+setting or another dataset is refused (:class:`~closure.errors.CheckpointMismatchError`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from closure.autoencoders import ConvAutoencoder
+from closure.data import ClosurePairs, DatasetInfo, Normalisation, read_info, split_trajectories
+from closure.errors import CheckpointError, CheckpointMismatchError, ConfigurationError, OutputExistsError
+from closure.export import resolve_device
+from closure.models import ClosureModel, ModelConfig
+from closure.regularizers import GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
+    geometry_aware_loss, metric_preserving_loss
+
+__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
+           "read_checkpoint", "autoencoder_loss", "joint_loss", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "kolmo-closure-checkpoint"
+CHECKPOINT_VERSION = 1
+RESUMABLE_CHANGES = ("epochs", "device", "data")
+"""Settings a resumed run may change (the data file may move; its fingerprint must match)."""
+_VALIDATION_SEED_OFFSET = 7919
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (stored in its checkpoints).
+
+    Attributes
+    ----------
+    data : str
+        Dataset file (``kolmo dataset``).
+    model : ModelConfig
+        Architecture; ``grid`` is taken from the data.
+    epochs, ae_epochs : int
+        Generator (or joint) epochs and autoencoder-phase epochs.
+    batch : int
+        Mini-batch size.
+    lr, lr_step, lr_gamma : float, int, float
+        Adam learning rate, StepLR period (epochs) and factor (reference 1e-3, 100, 0.5).
+    device : str
+        ``"cpu"`` or ``"cuda"`` (no fallback).
+    seed : int
+        Seeds model initialisation, shuffling, path noise and the validation split.
+    validation_fraction : float
+        Share of training trajectories held out for validation.
+    mp_weight, mp_k : float, int
+        MP regularizer weight and neighbours.
+    ga_weight, ga_knn, ga_t, ga_landmarks : float, int, int, int or None
+        GA weight and PHATE settings (``None``: exact potentials).
+    joint_closure_weight, joint_omega_weight, joint_kl_weight : float
+        Weights of ``MSE_H``, ``MSE_ω`` and ``KL_batch`` in joint training (1000, 1, 0.1).
+    """
+
+    data: str
+    model: ModelConfig
+    epochs: int = 200
+    ae_epochs: int = 100
+    batch: int = 64
+    lr: float = 1e-3
+    lr_step: int = 100
+    lr_gamma: float = 0.5
+    device: str = "cpu"
+    seed: int = 0
+    validation_fraction: float = 0.1
+    mp_weight: float = MP_WEIGHT
+    mp_k: int = 5
+    ga_weight: float = GA_WEIGHT
+    ga_knn: int = 10
+    ga_t: int = 10
+    ga_landmarks: Optional[int] = 2000
+    joint_closure_weight: float = 1000.0
+    joint_omega_weight: float = 1.0
+    joint_kl_weight: float = KL_WEIGHT
+
+    def validate(self) -> "TrainConfig":
+        for name in ("epochs", "ae_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} = {getattr(self, name)}; expected >= 0")
+        if self.batch < 2:
+            raise ConfigurationError(f"batch = {self.batch}; expected >= 2")
+        if self.model.reg == "mp" and self.batch <= self.mp_k:
+            raise ConfigurationError(f"batch = {self.batch} with MP needs more than k = {self.mp_k} members")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigurationError(f"lr = {self.lr}; expected a positive number")
+        if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
+            raise ConfigurationError(f"StepLR({self.lr_step}, {self.lr_gamma}); expected step >= 1, 0 < gamma <= 1")
+        self.model.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown training settings {unknown}")
+        d["model"] = ModelConfig.from_dict(d["model"])
+        return cls(**d)
+
+    def phases(self) -> list[tuple[str, int]]:
+        """``[(phase, epochs), ...]`` in order."""
+        if self.model.reg == "joint":
+            return [("joint", self.epochs)]
+        if self.model.trains_autoencoders and self.ae_epochs > 0:
+            return [("autoencoder", self.ae_epochs), ("generator", self.epochs)]
+        return [("generator", self.epochs)]
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """Progress report: ``kind`` is ``"phase"`` (a phase starts), ``"batch"``, ``"epoch"`` or ``"done"``."""
+
+    kind: str
+    phase: str
+    epoch: int
+    epochs: int
+    batch: int = 0
+    batches: int = 0
+    loss: float = float("nan")
+    components: dict[str, float] = field(default_factory=dict)
+    val_loss: Optional[float] = None
+    lr: float = float("nan")
+    samples_per_s: float = float("nan")
+    best: bool = False
+    message: str = ""
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: where it is, its history, best validation loss, throughput (samples/s)."""
+
+    run_dir: Path
+    run_id: str
+    history: list[dict[str, Any]]
+    best: Optional[dict[str, Any]]
+    throughput: dict[str, float]
+    parameters: dict[str, int]
+    seconds: float
+
+
+@dataclass
+class LoadedRun:
+    """A trained model read back from a run directory (:func:`load_run`)."""
+
+    model: ClosureModel
+    normalisation: Normalisation
+    dataset: dict[str, Any]
+    config: TrainConfig
+    run_id: str
+    history: list[dict[str, Any]]
+    checkpoint: Path
+    epoch: int
+    phase: str
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def _numpy_state() -> list[Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+
+
+def _set_numpy_state(s: list[Any]) -> None:
+    np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), s[2], s[3], s[4]))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and check a training checkpoint (:class:`CheckpointError` when missing, corrupt or foreign)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {p} does not exist (is this a `kolmo train` run directory?)")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {p} is unreadable or corrupt ({first[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p} is not a {CHECKPOINT_FORMAT} file")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{p}: checkpoint version {ckpt.get('version')!r}; expected {CHECKPOINT_VERSION}")
+    return ckpt
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_json(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _differences(saved: dict[str, Any], asked: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(asked)):
+        if not prefix and key in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key), asked.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, prefix + key + ".")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} in the checkpoint, {b!r} asked")
+    return out
+
+
+def _check_compatible(ckpt: dict[str, Any], config: TrainConfig, info: DatasetInfo, path: Path) -> None:
+    diffs = _differences(ckpt["config"], config.to_dict())
+    saved_fp = ckpt["dataset"].get("fingerprint")
+    if saved_fp != info.fingerprint:
+        diffs.append(f"dataset fingerprint: {saved_fp!r} in the checkpoint, {info.fingerprint!r} of {info.path}")
+    if diffs:
+        saved = ModelConfig.from_dict(ckpt["config"]["model"]).describe()
+        raise CheckpointMismatchError(
+            f"{path} was trained as {saved} and cannot be resumed with these settings; it differs in: "
+            + "; ".join(diffs) + f". Only {', '.join(RESUMABLE_CHANGES)} may change on --resume")
+
+
+def resume_config(run_dir: str | os.PathLike, **overrides: Any) -> TrainConfig:
+    """The configuration stored in ``run_dir/last.pt`` with ``overrides`` applied (model settings by their
+    :class:`ModelConfig` names); used by ``kolmo train --resume`` for options not given again."""
+    ckpt = read_checkpoint(Path(run_dir) / "last.pt")
+    d = ckpt["config"]
+    model_keys = {f.name for f in fields(ModelConfig)}
+    model_over = {k: v for k, v in overrides.items() if k in model_keys}
+    rest = {k: v for k, v in overrides.items() if k not in model_keys}
+    cfg = TrainConfig.from_dict(d)
+    return replace(cfg, model=replace(cfg.model, **model_over), **rest)
+
+
+def load_run(run_dir: str | os.PathLike, checkpoint: str = "best") -> LoadedRun:
+    """The trained model of a run directory: ``best.pt`` (falls back to ``last.pt`` if absent) or ``last.pt``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    if checkpoint not in ("best", "last"):
+        raise ConfigurationError(f"checkpoint {checkpoint!r}; expected best or last")
+    path = run_dir / f"{checkpoint}.pt"
+    if checkpoint == "best" and not path.is_file():
+        path = run_dir / "last.pt"
+    ckpt = read_checkpoint(path)
+    config = TrainConfig.from_dict(ckpt["config"])
+    model = ClosureModel(config.model)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: model weights do not fit {config.model.describe()} ({str(exc)[:200]})") \
+            from None
+    model.eval()
+    return LoadedRun(model=model, normalisation=Normalisation.from_dict(ckpt["dataset"]["normalisation"]),
+                     dataset=ckpt["dataset"], config=config, run_id=ckpt["run_id"], history=ckpt["history"],
+                     checkpoint=path, epoch=int(ckpt["epoch"]), phase=str(ckpt["phase"]))
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def autoencoder_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, config: TrainConfig,
+                     distances: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Autoencoder-phase loss on a batch ``ω_n, H_n`` ``(B, 1, N, N)``.
+
+    ``MSE(D_H(z), H_n) + λ_MP L_MP(z, H_n)`` (reg mp) or ``+ λ_GA L_GA(z, D)`` (reg ga, with the batch's
+    diffusion-potential distances ``distances (B, B)``; skipped when ``None``), ``z = E_H(H_n)``, for a conv
+    target autoencoder; ``+ MSE(D_ω(E_ω(ω_n)), ω_n)`` for a learned condition encoder. Returns the total
+    and its named parts (unweighted).
+    """
+    parts: dict[str, Tensor] = {}
+    total = torch.zeros((), device=closure_n.device, dtype=closure_n.dtype)
+    if isinstance(model.target_coder, ConvAutoencoder):
+        z = model.target_coder.encode(closure_n)
+        parts["mse_H"] = F.mse_loss(model.target_coder.decode(z), closure_n)
+        total = total + parts["mse_H"]
+        if config.model.reg == "mp":
+            parts["mp"] = metric_preserving_loss(z, closure_n, k=config.mp_k)
+            total = total + config.mp_weight * parts["mp"]
+        elif config.model.reg == "ga" and distances is not None:
+            parts["ga"] = geometry_aware_loss(z, distances)
+            total = total + config.ga_weight * parts["ga"]
+    if isinstance(model.condition_coder, ConvAutoencoder):
+        parts["mse_w"] = F.mse_loss(model.condition_coder.decode(model.condition_coder.encode(omega_n)), omega_n)
+        total = total + parts["mse_w"]
+    return total, parts
+
+
+def joint_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, config: TrainConfig,
+               generator: Optional[torch.Generator] = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """End-to-end loss ``1000 MSE_H + MSE_ω + 0.1 KL_batch(z_H) + L_gen`` on a batch (weights from ``config``).
+
+    ``L_gen`` is the path loss on ``(E_H(H_n), E_ω(ω_n))``, so it back-propagates into both encoders;
+    ``MSE_ω`` only with a learned condition encoder. Returns the total and its named parts (unweighted).
+    """
+    z = model.target_coder.encode(closure_n)
+    parts: dict[str, Tensor] = {"mse_H": F.mse_loss(model.target_coder.decode(z), closure_n)}
+    total = config.joint_closure_weight * parts["mse_H"]
+    if isinstance(model.condition_coder, ConvAutoencoder):
+        zc = model.condition_coder.encode(omega_n)
+        parts["mse_w"] = F.mse_loss(model.condition_coder.decode(zc), omega_n)
+        total = total + config.joint_omega_weight * parts["mse_w"]
+    parts["kl"] = batch_kl_loss(z)
+    parts["gen"] = model.path_loss(model.encode_target(closure_n), model.encode_condition(omega_n), generator)
+    return total + config.joint_kl_weight * parts["kl"] + parts["gen"], parts
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+class _Trainer:
+    """Runs the phases of one configuration; all mutable training state lives here."""
+
+    def __init__(self, config: TrainConfig, info: DatasetInfo, out: Path, progress: Callable[[TrainEvent], None],
+                 device: torch.device) -> None:
+        self.config, self.info, self.out, self.progress, self.device = config, info, out, progress, device
+        train_ids, val_ids = split_trajectories(info.train_trajectories, config.validation_fraction, config.seed)
+        self.split = {"train": train_ids, "validation": val_ids}
+        norm = info.normalisation
+        self.train_set = ClosurePairs(config.data, "train", norm, train_ids)
+        self.val_set = ClosurePairs(config.data, "train", norm, val_ids)
+        self.data = {name: (s.omega.to(device), s.closure.to(device))
+                     for name, s in (("train", self.train_set), ("validation", self.val_set))}
+        self.run_id = ""
+        self.history: list[dict[str, Any]] = []
+        self.best: Optional[dict[str, Any]] = None
+        self.throughput: dict[str, float] = {}
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed)
+        self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        random.seed(config.seed)
+        self.model = ClosureModel(config.model).to(device)
+        self.phase_index, self.epoch = 0, 0
+        self.potentials: Optional[Tensor] = None
+        self.latents: dict[str, tuple[Tensor, Tensor]] = {}
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.scheduler: Optional[torch.optim.lr_scheduler.StepLR] = None
+        self.restored_optim: Optional[dict[str, Any]] = None
+
+    # ------------------------------------------------------------------ state
+    def start_fresh(self) -> None:
+        self.run_id = f"{self.config.model.model}-{self.config.model.reg}-" \
+                      f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.model.fit_pca(self.data["train"][1])
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.run_id = ckpt["run_id"]
+        self.model.load_state_dict(ckpt["model"])
+        self.history = list(ckpt["history"])
+        self.best = ckpt["best"]
+        self.throughput = dict(ckpt.get("throughput", {}))
+        names = [p for p, _ in self.config.phases()]
+        if ckpt["phase"] not in names:
+            raise CheckpointMismatchError(f"checkpoint phase {ckpt['phase']!r} is not among this run's phases {names}")
+        self.phase_index, self.epoch = names.index(ckpt["phase"]), int(ckpt["epoch"])
+        self.restored_optim = {"phase": ckpt["phase"], "optimizer": ckpt["optimizer"], "scheduler": ckpt["scheduler"]}
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        _set_numpy_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.shuffle_gen.set_state(rng["shuffle"])
+        self.noise_gen.set_state(rng["noise"])
+        if rng.get("cuda") is not None and torch.cuda.is_available() and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def checkpoint(self, phase: str) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "run_id": self.run_id,
+            "config": self.config.to_dict(), "dataset": self.info.to_dict(), "split": self.split,
+            "phase": phase, "epoch": self.epoch, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "history": self.history, "best": self.best, "throughput": self.throughput,
+            "parameters": self.model.parameter_counts(), "torch_version": str(torch.__version__),
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate(),
+                    "shuffle": self.shuffle_gen.get_state(), "noise": self.noise_gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
+        }
+
+    def write_summary(self) -> None:
+        _atomic_json({"run_id": self.run_id, "config": self.config.to_dict(), "dataset": self.info.to_dict(),
+                      "split": self.split, "model": self.config.model.describe(),
+                      "parameters": self.model.parameter_counts(), "phases": self.config.phases(),
+                      "history": self.history, "best": self.best, "throughput_samples_per_s": self.throughput},
+                     self.out / "run.json")
+
+    # ------------------------------------------------------------------ phases
+    def run(self) -> None:
+        phases = self.config.phases()
+        for index, (phase, n_epochs) in enumerate(phases):
+            if index < self.phase_index:
+                continue
+            fresh_phase = index > self.phase_index or self.epoch == 0
+            if index > self.phase_index:
+                self.phase_index, self.epoch = index, 0
+            if self.epoch >= n_epochs and index < len(phases) - 1:
+                continue  # finished before the checkpoint; the next phase starts fresh
+            self.setup_phase(phase, fresh_phase)
+            self.progress(TrainEvent("phase", phase, self.epoch, n_epochs, message=self.describe_phase(phase)))
+            last = index == len(phases) - 1
+            while self.epoch < n_epochs:
+                self.run_epoch(phase, n_epochs, last)
+
+    def describe_phase(self, phase: str) -> str:
+        cfg = self.config
+        if phase == "autoencoder":
+            parts = [f"{type(m).__name__}" for m in self.model.trainable_coders()]
+            return f"autoencoders ({', '.join(parts)}; reg {cfg.model.reg})"
+        if phase == "generator":
+            return f"generator {cfg.model.model} on frozen latents ({self.model.parameter_counts()['network']} params)"
+        return "joint: 1000 MSE_H + MSE_w + 0.1 KL + L_gen"
+
+    def params_for(self, phase: str) -> list[torch.nn.Parameter]:
+        if phase == "autoencoder":
+            return [p for m in self.model.trainable_coders() for p in m.parameters()]
+        if phase == "generator":
+            return list(self.model.network.parameters())
+        return list(self.model.parameters())
+
+    def setup_phase(self, phase: str, fresh: bool) -> None:
+        cfg = self.config
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        params = self.params_for(phase)
+        for p in params:
+            p.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step, cfg.lr_gamma)
+        if self.restored_optim is not None and self.restored_optim["phase"] == phase and not fresh:
+            self.optimizer.load_state_dict(self.restored_optim["optimizer"])
+            self.scheduler.load_state_dict(self.restored_optim["scheduler"])
+        self.restored_optim = None
+        if phase == "autoencoder" and cfg.model.reg == "ga":
+            self.potentials = self.compute_potentials()
+        if phase == "generator":
+            if fresh:
+                self.standardise()
+            self.latents = {name: self.encode_all(*self.data[name]) for name in ("train", "validation")}
+
+    def compute_potentials(self) -> Tensor:
+        """PHATE diffusion potentials ``U`` of the training closures (rows: pairs); ``D = cdist(U, U)``."""
+        cfg = self.config
+        x = self.data["train"][1].reshape(len(self.train_set), -1).cpu().double().numpy()
+        u = diffusion_potential(x, knn=min(cfg.ga_knn, len(x) - 1), t=cfg.ga_t, n_landmarks=cfg.ga_landmarks,
+                                seed=cfg.seed)
+        return torch.as_tensor(u, dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def raw_latents(self, omega: Tensor, closure: Tensor) -> tuple[Tensor, Tensor]:
+        zs, cs = [], []
+        for start in range(0, omega.shape[0], 256):
+            zs.append(self.model.target_coder.encode(closure[start:start + 256]))
+            cs.append(self.model.condition_coder.encode(omega[start:start + 256]))
+        return torch.cat(zs), torch.cat(cs)
+
+    def standardise(self) -> None:
+        """Measure the scalar latent standardisation on the training latents (latent, non-joint models)."""
+        if not self.config.model.latent or self.config.model.reg == "joint":
+            return
+        z, c = self.raw_latents(*self.data["train"])
+        self.model.set_standardisation((float(z.mean()), float(z.std())), (float(c.mean()), float(c.std())))
+
+    @torch.no_grad()
+    def encode_all(self, omega: Tensor, closure: Tensor) -> tuple[Tensor, Tensor]:
+        z, c = self.raw_latents(omega, closure)
+        m = self.model
+        return ((z - m.latent_shift.to(z.dtype)) / m.latent_scale.to(z.dtype),
+                (c - m.condition_shift.to(c.dtype)) / m.condition_scale.to(c.dtype))
+
+    # ------------------------------------------------------------------ losses
+    def loss(self, phase: str, split: str, idx: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+        if phase == "generator":
+            x1, c = self.latents[split]
+            gen = self.model.path_loss(x1[idx], c[idx], generator)
+            return gen, {"gen": gen}
+        omega, closure = self.data[split]
+        if phase == "autoencoder":
+            distances = None
+            if self.potentials is not None and split == "train":
+                u = self.potentials[idx]
+                distances = torch.cdist(u, u)
+            return autoencoder_loss(self.model, omega[idx], closure[idx], self.config, distances)
+        return joint_loss(self.model, omega[idx], closure[idx], self.config, generator)
+
+    def batch_size(self, n: int) -> int:
+        return min(self.config.batch, n)
+
+    def run_epoch(self, phase: str, n_epochs: int, last_phase: bool) -> None:
+        n = len(self.train_set)
+        bs = self.batch_size(n)
+        batches = n // bs
+        perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
+        self.model.train()
+        sums: dict[str, float] = {}
+        total = 0.0
+        t0 = time.perf_counter()
+        for b in range(batches):
+            idx = perm[b * bs:(b + 1) * bs]
+            loss, parts = self.loss(phase, "train", idx, self.noise_gen)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ConfigurationError(f"training diverged in phase {phase}, epoch {self.epoch + 1}, batch {b + 1}: "
+                                         f"loss {value}; lower --lr")
+            total += value
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            self.progress(TrainEvent("batch", phase, self.epoch, n_epochs, b + 1, batches, value,
+                                     lr=self.optimizer.param_groups[0]["lr"]))
+        seconds = time.perf_counter() - t0
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self.epoch += 1
+        val = self.validate(phase)
+        rate = batches * bs / seconds if seconds > 0 else float("nan")
+        improved = last_phase and (self.best is None or val < self.best["val_loss"])
+        entry = {"phase": phase, "epoch": self.epoch, "train_loss": total / batches,
+                 "components": {k: v / batches for k, v in sums.items()}, "val_loss": val, "lr": lr,
+                 "seconds": seconds, "samples": batches * bs, "samples_per_s": rate, "best": improved}
+        self.history.append(entry)
+        done = [h for h in self.history if h["phase"] == phase]
+        self.throughput[phase] = sum(h["samples"] for h in done) / sum(h["seconds"] for h in done)
+        if improved:
+            self.best = {"phase": phase, "epoch": self.epoch, "val_loss": val}
+        state = self.checkpoint(phase)
+        _atomic_save(state, self.out / "last.pt")
+        if improved:
+            _atomic_save(state, self.out / "best.pt")
+        self.write_summary()
+        self.progress(TrainEvent("epoch", phase, self.epoch, n_epochs, batches, batches, entry["train_loss"],
+                                 entry["components"], val, lr, rate, improved))
+
+    @torch.no_grad()
+    def validate(self, phase: str) -> float:
+        """Mean loss over the validation pairs with a fixed-seed generator (reconstruction only in the
+        autoencoder phase, where GA distances exist for training pairs only)."""
+        self.model.eval()
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + _VALIDATION_SEED_OFFSET)
+        n = len(self.val_set)
+        bs = self.batch_size(n)
+        totals, count = 0.0, 0
+        for start in range(0, n - bs + 1, bs):
+            idx = torch.arange(start, start + bs, device=self.device)
+            loss, parts = self.loss(phase, "validation", idx, gen)
+            if phase == "autoencoder":
+                loss = sum(v for k, v in parts.items() if k.startswith("mse"))
+            totals += float(loss) * bs
+            count += bs
+        return totals / max(count, 1)
+
+
+def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
+          progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainResult:
+    """Train (or resume) a closure model into the run directory ``out``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Settings (``config.model.grid`` is set from the data).
+    out : path-like
+        Run directory; must not exist unless ``resume``.
+    resume : bool
+        Continue ``out/last.pt`` exactly (settings other than :data:`RESUMABLE_CHANGES` must match).
+    progress : callable, optional
+        Receives :class:`TrainEvent` s.
+
+    Raises
+    ------
+    OutputExistsError, CheckpointError, CheckpointMismatchError, ConfigurationError, DeviceError,
+    FileFormatError
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    device = resolve_device(config.device)
+    info = read_info(config.data)
+    config = replace(config, model=replace(config.model, grid=info.grid))
+    ckpt = None
+    if resume:  # compare first: a mismatch is the clearer message
+        ckpt = read_checkpoint(out / "last.pt")
+        _check_compatible(ckpt, config, info, out / "last.pt")
+    config.validate()
+    if not resume and out.exists():
+        raise OutputExistsError(f"run directory {out} exists; choose another --out, or pass --resume to continue it")
+    trainer = _Trainer(config, info, out, progress or (lambda event: None), device)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    else:
+        trainer.start_fresh()
+        out.mkdir(parents=True)
+    trainer.run()
+    trainer.write_summary()
+    trainer.progress(TrainEvent("done", trainer.history[-1]["phase"] if trainer.history else "", trainer.epoch,
+                                trainer.epoch, message=str(out)))
+    return TrainResult(out, trainer.run_id, trainer.history, trainer.best, trainer.throughput,
+                       trainer.model.parameter_counts(), time.perf_counter() - t0)

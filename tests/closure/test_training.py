@@ -1,0 +1,160 @@
+"""closure.training: exact resume, determinism, refusal of foreign checkpoints, losses, and that it learns."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from closure.errors import CheckpointError, CheckpointMismatchError, DeviceError
+from closure.evaluation import evaluate_run
+from closure.models import ClosureModel, ModelConfig
+from closure.regularizers import metric_preserving_loss
+from closure.training import TrainConfig, autoencoder_loss, joint_loss, load_run, read_checkpoint, train
+from kolmo.errors import ConfigurationError, OutputExistsError
+from tests.closure.synthetic import write_synthetic_dataset
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp("train") / "d.h5", train_trajectories=4, snapshots=12)
+
+
+def config(data: Path, model: str = "latent-fm", reg: str = "mp", **kw) -> TrainConfig:
+    kw = {"epochs": 2, "ae_epochs": 1, "batch": 8, **kw}
+    return TrainConfig(data=str(data), model=ModelConfig(model=model, reg=reg, width=8), **kw)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_epochs_then_resume_to_four_equals_four_epochs_bitwise(data, tmp_path):
+    """Autoencoder phase (MP) then generator: interrupt the generator after 2 epochs, resume to 4."""
+    a = train(config(data, epochs=2), tmp_path / "a")
+    coders_before = {k: v for k, v in read_checkpoint(tmp_path / "a" / "last.pt")["model"].items()
+                     if not k.startswith("network")}
+    resumed = train(config(data, epochs=4), tmp_path / "a", resume=True)
+    straight = train(config(data, epochs=4), tmp_path / "b")
+    ra, rb = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "b" / "last.pt")
+    assert same_weights(ra["model"], rb["model"])
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in straight.history]
+    assert resumed.run_id == a.run_id != straight.run_id
+    for key in ("shuffle", "noise", "torch"):
+        assert torch.equal(ra["rng"][key], rb["rng"][key])
+    assert torch.equal(ra["optimizer"]["state"][0]["exp_avg"], rb["optimizer"]["state"][0]["exp_avg"])
+    # the generator phase trains the network only: coders and their standardisation stay frozen
+    coders_after = {k: v for k, v in ra["model"].items() if not k.startswith("network")}
+    assert same_weights(coders_before, coders_after)
+    assert [(h["phase"], h["epoch"]) for h in straight.history] == [("autoencoder", 1)] + [
+        ("generator", e) for e in range(1, 5)]
+    assert set(straight.throughput) == {"autoencoder", "generator"} and straight.throughput["generator"] > 0
+
+
+def test_training_is_deterministic_with_a_seed(data, tmp_path):
+    cfg = config(data, model="si", reg="none", epochs=1)
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    train(replace(cfg, seed=1), tmp_path / "c")
+    weights = [read_checkpoint(tmp_path / r / "last.pt")["model"] for r in "abc"]
+    assert same_weights(weights[0], weights[1]) and not same_weights(weights[0], weights[2])
+
+
+def test_best_checkpoint_holds_the_lowest_validation_loss_of_the_generator_phase(data, tmp_path):
+    result = train(config(data, model="fm", reg="none", epochs=3, lr=3e-3), tmp_path / "r")
+    gen = [h["val_loss"] for h in result.history]
+    best = read_checkpoint(tmp_path / "r" / "best.pt")
+    assert best["best"]["val_loss"] == min(gen) and best["epoch"] == 1 + gen.index(min(gen))
+    run = load_run(tmp_path / "r")
+    assert run.checkpoint.name == "best.pt" and run.normalisation.closure_std > 0 and not run.model.training
+    assert (tmp_path / "r" / "run.json").is_file()
+
+
+def test_a_checkpoint_of_another_family_or_dataset_is_refused(data, tmp_path):
+    train(config(data, epochs=1), tmp_path / "r")
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"trained as latent-fm \(reg mp.*model\.model: 'latent-fm' in the checkpoint, 'dm' asked"):
+        train(config(data, model="dm", reg="none", epochs=2), tmp_path / "r", resume=True)
+    with pytest.raises(CheckpointMismatchError, match=r"lr: 0.001 in the checkpoint, 0.01 asked"):
+        train(config(data, epochs=2, lr=1e-2), tmp_path / "r", resume=True)
+    other = write_synthetic_dataset(tmp_path / "other.h5", train_trajectories=4, snapshots=12, seed=5)
+    with pytest.raises(CheckpointMismatchError, match="dataset fingerprint"):
+        train(replace(config(data, epochs=2), data=str(other)), tmp_path / "r", resume=True)
+
+
+def test_run_directory_rules_and_corrupt_checkpoints(data, tmp_path):
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(OutputExistsError, match="exists; choose another --out, or pass --resume"):
+        train(config(data), tmp_path / "exists")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(config(data), tmp_path / "nothing", resume=True)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="unreadable or corrupt"):
+        train(config(data), bad, resume=True)
+    torch.save({"weights": torch.zeros(2)}, bad / "best.pt")
+    with pytest.raises(CheckpointError, match="is not a kolmo-closure-checkpoint file"):
+        load_run(bad)
+
+
+def test_cuda_asked_for_without_a_gpu_is_a_typed_error_not_a_fallback(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match=r"device 'cuda' was asked for but torch.cuda.is_available\(\) is False"):
+        train(config(data, device="cuda"), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_training_settings_are_configuration_errors(data, tmp_path):
+    with pytest.raises(ConfigurationError, match="batch = 4 with MP needs more than k = 5"):
+        train(config(data, batch=4), tmp_path / "r")
+    with pytest.raises(ConfigurationError, match="regularizer 'mp' applies to latent models only"):
+        train(config(data, model="fm"), tmp_path / "r")
+
+
+def test_autoencoder_loss_is_reconstruction_plus_weighted_mp_plus_omega_reconstruction():
+    torch.manual_seed(0)
+    model = ClosureModel(ModelConfig(model="latent-fm", reg="mp", grid=16, width=8))
+    cfg = TrainConfig(data="-", model=model.config)
+    w, h = torch.randn(8, 1, 16, 16), torch.randn(8, 1, 16, 16)
+    total, parts = autoencoder_loss(model, w, h, cfg)
+    z = model.target_coder.encode(h)
+    mse_h = torch.mean((model.target_coder.decode(z) - h) ** 2)
+    mse_w = torch.mean((model.condition_coder(w) - w) ** 2)
+    expected = mse_h + 1e-2 * metric_preserving_loss(z, h, k=5) + mse_w
+    torch.testing.assert_close(total, expected)
+    assert set(parts) == {"mse_H", "mp", "mse_w"}
+
+
+def test_joint_generator_loss_back_propagates_into_both_encoders():
+    torch.manual_seed(0)
+    model = ClosureModel(ModelConfig(model="latent-fm", reg="joint", grid=16, width=8))
+    cfg = TrainConfig(data="-", model=model.config)
+    total, parts = joint_loss(model, torch.randn(8, 1, 16, 16), torch.randn(8, 1, 16, 16), cfg,
+                              torch.Generator().manual_seed(0))
+    torch.testing.assert_close(total, 1000 * parts["mse_H"] + parts["mse_w"] + 0.1 * parts["kl"] + parts["gen"])
+    parts["gen"].backward()  # the generator term alone reaches both encoders, not the decoders
+    for coder in (model.target_coder, model.condition_coder):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in coder.encoder.parameters())
+        assert all(p.grad is None for p in coder.decoder.parameters())
+
+
+def test_physical_flow_matching_learns_the_conditional_mean_of_a_synthetic_closure(tmp_path):
+    """H = −0.5 ω + 0.2 + 0.1 ε: the best ensemble mean leaves ‖0.1 ε‖/‖H‖ ≈ 0.18; a model that ignores ω
+    scores ≥ 1. After ~2,000 training samples (a few seconds) one-step FM must be below 0.4."""
+    data = write_synthetic_dataset(tmp_path / "d.h5", train_trajectories=6, snapshots=40, s=0.1)
+    cfg = TrainConfig(data=str(data), model=ModelConfig(model="fm", width=8), epochs=10, batch=16, lr=3e-3)
+    train(cfg, tmp_path / "r")
+    res = evaluate_run(tmp_path / "r", data, samples=16, conditions=4)
+    assert res["nfe"] == 1 and res["ensemble_mean_rel_error"] < 0.4
