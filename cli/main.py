@@ -8,6 +8,9 @@ from cli import dataset as _dataset
 from cli import bench as _bench
 from cli import info as _info
 from cli import run as _run
+from cli import train as _train
+from cli import evaluate as _evaluate
+from cli import export as _export
 
 app = typer.Typer(
     name="kolmo",
@@ -19,6 +22,9 @@ app = typer.Typer(
 app.command("run", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
 app.command("dataset", help=_dataset.HELP)(_dataset.dataset)
 app.command("info", help="Print what a run file, dataset file or closure artifact holds.")(_info.info)
+app.command("train", help=_train.HELP)(_train.train)
+app.command("evaluate", help="A-priori metrics of a trained closure on test conditions (SCIENCE.md §4): rich table and JSON.")(_evaluate.evaluate)
+app.command("export", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
 app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: solver (and, as they land, closures and coupled runs).")
 
 

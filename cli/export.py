@@ -1,0 +1,46 @@
+"""``kolmo export``: write a self-checked closure artifact (TorchScript by default) from a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from cli.common import console, friendly_errors
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Artifact file (never overwritten): CLOSURE.pt, or CLOSURE.pt2 for aoti."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Fixed sampling steps inside the artifact (default: the model's; FM 1)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (default) or heun."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (no CPU fallback)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    format_: str = typer.Option("torchscript", "--format", help="torchscript (default; libtorch and FTorch load it) or aoti (torch.export + AOTInductor .pt2)."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure the batch-1 latency of the saved artifact."),
+) -> None:
+    """Export, self-check, and print a summary."""
+    from closure.export import artifact_latency, export_closure
+
+    with friendly_errors():
+        res = export_closure(run_dir, out, steps=steps, sampler=sampler, device=device, dtype=dtype, format=format_,
+                             checkpoint=checkpoint)
+        meta = res.metadata
+        table = Table(title=f"kolmo export — {res.path}")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        table.add_row("family / regularizer", f"{meta['family']} / {meta['regularizer']}")
+        table.add_row("sampler, steps, NFE", f"{meta['sampler']}, {meta['steps']}, {meta['nfe']}")
+        table.add_row("grid, dtype, device", f"{meta['grid']}², {meta['dtype']}, {meta['device']}")
+        table.add_row("self-check max |scripted − eager|", f"{res.max_abs_diff:.3g} (bound {res.tolerance:.3g})")
+        table.add_row("FLOPs per sample", f"{meta['flops_per_sample']:.3g}")
+        table.add_row("parameters", f"{meta['parameters']['total']:,}")
+        if latency and format_ == "torchscript":
+            lat = artifact_latency(res.path, batch=1, device=device)
+            table.add_row("latency, batch 1", f"{1e3 * lat['median_s']:.3g} ms median ({lat['threads']} threads, "
+                                              f"{device}, {dtype})")
+        table.add_row("export + check (s)", f"{res.seconds:.2f}")
+        console.print(table)

@@ -1,0 +1,109 @@
+"""``kolmo train``: train (or resume) a closure model into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cli.common import console, friendly_errors
+
+HELP = """Train a stochastic closure model on a `kolmo dataset` file.
+
+Models: latent-fm, latent-si, latent-dm (target autoencoder + condition encoder + latent generator;
+--reg none|mp|ga two-phase, or joint end to end) and fm, si, dm (generator on the physical field).
+Sampling defaults: FM one Euler step; SI 10 Euler-Maruyama steps; DM 10 Euler-Maruyama steps on the
+Karras grid. Checkpoints last.pt / best.pt (best validation loss; validation = whole training
+trajectories held out) and run.json go to --out; --resume continues exactly.
+"""
+
+
+def train(
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (must not exist unless --resume)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset file from `kolmo dataset` (required for a new run)."),
+    model: Optional[str] = typer.Option(None, "--model", help="latent-fm, latent-si, latent-dm, fm, si or dm (required for a new run)."),
+    reg: Optional[str] = typer.Option(None, "--reg", help="Latent regularizer: none (default), mp, ga or joint."),
+    autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Target autoencoder of latent models: conv (default) or pca."),
+    condition: Optional[str] = typer.Option(None, "--condition", help="Condition encoder of latent models: encoder (default) or pooled (4x4 block average)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Generator (or joint) epochs (default 200; may be raised on --resume)."),
+    ae_epochs: Optional[int] = typer.Option(None, "--ae-epochs", help="Autoencoder-phase epochs (default 100)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Mini-batch size (default 64)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; StepLR(100, 0.5) per epoch)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu (default) or cuda (no CPU fallback)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, shuffling, noise and the validation split (default 0)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Default sampling steps stored with the model (FM 1, SI 10, DM 10)."),
+    width: Optional[int] = typer.Option(None, "--width", help="FNO width (default 40 physical, 20 latent)."),
+    modes: Optional[int] = typer.Option(None, "--modes", help="FNO Fourier modes (default 6 physical, 4 latent)."),
+    si_source: Optional[str] = typer.Option(None, "--si-source", help="Stochastic-interpolant source: gaussian (default) or empirical (the condition)."),
+    ga_landmarks: Optional[int] = typer.Option(None, "--ga-landmarks", help="Landmarks of the GA diffusion potentials (default 2000; 0 = exact)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue RUN_DIR/last.pt exactly (only --epochs, --device, --data may change)."),
+) -> None:
+    """Train and print a summary table."""
+    import torch
+
+    from closure.errors import ConfigurationError
+    from closure.models import ModelConfig
+    from closure.training import TrainConfig, resume_config, train as run_training
+
+    with friendly_errors():
+        if threads is not None:
+            torch.set_num_threads(threads)
+        model_opts: dict[str, Any] = {k: v for k, v in dict(model=model, reg=reg, autoencoder=autoencoder,
+                                                             condition=condition, steps=steps, width=width, modes=modes,
+                                                             si_source=si_source).items() if v is not None}
+        train_opts: dict[str, Any] = {k: v for k, v in dict(epochs=epochs, ae_epochs=ae_epochs, batch=batch, lr=lr,
+                                                             device=device, seed=seed).items() if v is not None}
+        if data is not None:
+            train_opts["data"] = str(data)
+        if ga_landmarks is not None:
+            train_opts["ga_landmarks"] = ga_landmarks or None
+        if resume:
+            config = resume_config(out, **model_opts, **train_opts)
+        else:
+            if data is None or model is None:
+                raise ConfigurationError("a new run needs --data DATA.h5 and --model NAME (or --resume to continue "
+                                         f"{out})")
+            config = TrainConfig(model=ModelConfig(**model_opts), **train_opts)
+        with Progress(TextColumn("[bold]{task.fields[phase]}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total} ep"),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=console, transient=False) as bar:
+            task = bar.add_task("train", total=1, phase="starting", status="")
+            state: dict[str, Any] = {"val": None}
+
+            def progress(ev) -> None:  # noqa: ANN001
+                if ev.kind == "phase":
+                    bar.console.print(f"[bold]{ev.phase}[/]: {ev.message} — epochs {ev.epoch}/{ev.epochs}")
+                    bar.update(task, total=max(ev.epochs, 1), completed=ev.epoch, phase=ev.phase, status="")
+                elif ev.kind == "batch":
+                    val = f" val {state['val']:.4g}" if state["val"] is not None else ""
+                    bar.update(task, status=f"batch {ev.batch}/{ev.batches} loss {ev.loss:.4g}{val}")
+                elif ev.kind == "epoch":
+                    state["val"] = ev.val_loss
+                    parts = " ".join(f"{k} {v:.3g}" for k, v in ev.components.items())
+                    bar.update(task, completed=ev.epoch,
+                               status=f"loss {ev.loss:.4g} ({parts}) val {ev.val_loss:.4g}{' *' if ev.best else ''} "
+                                      f"lr {ev.lr:.2g} {ev.samples_per_s:.0f} samples/s")
+
+            result = run_training(config, out, resume=resume, progress=progress)
+        table = Table(title=f"kolmo train — {config.model.describe()}")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        table.add_row("run directory", str(result.run_dir))
+        table.add_row("run id", result.run_id)
+        if result.history:
+            last = result.history[-1]
+            table.add_row("last epoch", f"{last['phase']} {last['epoch']}: loss {last['train_loss']:.4g}, "
+                                        f"val {last['val_loss']:.4g}")
+        if result.best:
+            table.add_row("best (best.pt)", f"{result.best['phase']} epoch {result.best['epoch']}: "
+                                            f"val {result.best['val_loss']:.4g}")
+        for phase, rate in result.throughput.items():
+            table.add_row(f"throughput {phase}", f"{rate:.0f} samples/s ({config.device}, "
+                                                 f"{torch.get_num_threads()} threads)")
+        table.add_row("parameters", ", ".join(f"{k} {v:,}" for k, v in result.parameters.items()))
+        table.add_row("wall time (s)", f"{result.seconds:.1f}")
+        console.print(table)
