@@ -177,6 +177,8 @@ def _errors(Figure: Any, m: dict[str, Any], data: dict[str, Any], out: Path) -> 
                                            for k in ("rel_error_mean", "rel_error_std", "spread_skill", "crps")}))
     pos = np.concatenate([x["rel_error_mean"][x["rel_error_mean"] > 0] for *_, x in series])
     log_axis = pos.size > 1 and pos.max() > 20 * pos.min()  # errors spanning decades: log axis
+    crps_pos = np.concatenate([x["crps"][x["crps"] > 0] for *_, x in series])
+    crps_log = crps_pos.size > 1 and crps_pos.max() > 20 * crps_pos.min()
     clipped = False
     for label, color, acc, x in series:
         mean, std = x["rel_error_mean"], x["rel_error_std"]
@@ -192,11 +194,13 @@ def _errors(Figure: Any, m: dict[str, Any], data: dict[str, Any], out: Path) -> 
         else:
             ax2.plot([], [], color=color, label=f"{label}: undefined ({why})")
         if np.isfinite(x["crps"]).any():
-            ax3.plot(times, x["crps"], color=color, label=label)
+            ax3.plot(times, _positive(x["crps"]) if crps_log else x["crps"], color=color, label=label)
         else:
             ax3.plot([], [], color=color, label=f"{label}: undefined ({why})")
     if log_axis:
         ax1.set_yscale("log")
+    if crps_log:
+        ax3.set_yscale("log")
     for ax in (ax1, ax2, ax3):
         for h in m["horizons"]:
             if times[0] <= h <= times[-1] + 1e-9:
