@@ -393,7 +393,7 @@ def markdown(m: dict[str, Any], figures: list[str]) -> str:
                f"{m['grid']['coarse_graining_rule']}.")
     out.append(f"- Times: {al['evaluated']} of the run's {al['run_snapshots']} snapshots matched a reference "
                f"snapshot ({al['rule']}; tolerance {_fmt(al['tolerance'])}), t ∈ [{_fmt(t[0])}, {_fmt(t[-1])}] "
-               f"(run clock; the reference re-based to start at 0).")
+               f"(run clock; a dataset truth is re-based so that its start record is t = 0).")
     if ref.get("kind") == "dataset":
         out.append(f"- Truth: dataset trajectory {ref['trajectory']} of split `{ref['split']}` from record "
                    f"{ref['start_index']} (dataset time {_fmt(ref['start_time_in_dataset'])})"
