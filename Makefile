@@ -22,9 +22,9 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
+DEMO_SIZE ?= tiny
 demo: $(BIN)/.installed
-	$(BIN)/kolmo run --preset kolmogorov --grid 64 --time 10 --members 4 --out runs/demo-kolmogorov-64.h5 --overwrite
-	$(BIN)/kolmo info runs/demo-kolmogorov-64.h5
+	$(BIN)/kolmo demo --size $(DEMO_SIZE) --out demo
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,5 @@
-"""``kolmo evaluate``: the a-priori table of a trained closure model on test conditions."""
+"""``kolmo evaluate``: the a-priori table of a trained closure model on test conditions, or with
+``--online`` the a-posteriori report of an online run (:mod:`cli.evaluate_online`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from cli.common import console, friendly_errors
 
 
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train`."),
-    data: Path = typer.Option(..., "--data", help="Dataset file; its test split is used."),
+    run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train` (or, with --online, a run file RUN.h5)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset file; its test split is used (a priori)."),
+    online: bool = typer.Option(False, "--online", help="Evaluate an online run file against a truth instead (a posteriori)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="--online: TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
+    baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="--online: baseline run file(s); the first scores the similarity (normally no closure)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="--online: report folder (report.md, metrics.json, figures)."),
+    horizons: Optional[str] = typer.Option(None, "--horizons", help="--online: times of the trajectory table (default 5,10,15,20)."),
     samples: int = typer.Option(100, "--samples", help="Samples per test condition."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's; FM 1)."),
     conditions: int = typer.Option(10, "--conditions", help="Test pairs, evenly spaced over the test split."),
@@ -26,11 +32,25 @@ def evaluate(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics (with per-condition values) here."),
 ) -> None:
     """Evaluate and print a rich table (and JSON)."""
+    if online:
+        from cli.evaluate_online import evaluate_online_command
+
+        with friendly_errors():
+            from kolmo.errors import ConfigurationError
+
+            if reference is None or out is None:
+                raise ConfigurationError("--online needs --reference TRUTH and --out REPORT_DIR")
+            evaluate_online_command(run_dir, reference, baseline, out, horizons)
+        return
     import torch
 
     from closure.evaluation import METRICS, evaluate_run
 
     with friendly_errors():
+        if data is None:
+            from kolmo.errors import ConfigurationError
+
+            raise ConfigurationError("a-priori evaluation needs --data DATA.h5 (or use --online for a run file)")
         if threads is not None:
             torch.set_num_threads(threads)
         res = evaluate_run(run_dir, data, checkpoint=checkpoint, samples=samples, steps=steps, sampler=sampler,

@@ -6,6 +6,7 @@ import typer
 
 from cli import dataset as _dataset
 from cli import bench as _bench
+from cli import demo as _demo
 from cli import info as _info
 from cli import run as _run
 from cli import train as _train
@@ -23,8 +24,9 @@ app.command("run", help="Run the pseudo-spectral solver (a preset, optionally wi
 app.command("dataset", help=_dataset.HELP)(_dataset.dataset)
 app.command("info", help="Print what a run file, dataset file or closure artifact holds.")(_info.info)
 app.command("train", help=_train.HELP)(_train.train)
-app.command("evaluate", help="A-priori metrics of a trained closure on test conditions (SCIENCE.md §4): rich table and JSON.")(_evaluate.evaluate)
+app.command("evaluate", help="A-priori metrics of a trained closure on test conditions (SCIENCE.md §4), or --online: the report of an online run vs the truth.")(_evaluate.evaluate)
 app.command("export", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
+app.command("demo", help=_demo.HELP)(_demo.demo)
 app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: solver (and, as they land, closures and coupled runs).")
 
 

@@ -1,0 +1,72 @@
+"""``kolmo demo``: the whole pipeline on built-in defaults (see :mod:`closure.pipeline`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cli.common import console, friendly_errors
+
+HELP = ("Run the whole pipeline on built-in defaults: dong2026 dataset, train the one-step latent FM closure (MP) "
+        "and the 10-step physical diffusion baseline, export, benchmark, online runs (no / true / both learned "
+        "closures), evaluate, report. Sizes: ci (< 2 min, every stage), tiny (~10 min on 2 CPU cores), "
+        "small (~2 h on 2 CPU cores), paper (hours of CPU for data, then a GPU). Resumable: rerun to continue.")
+
+
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", "-o", help="Output folder (resumes what is already there)."),
+    size: str = typer.Option("tiny", help="ci, tiny, small or paper (see the command help for durations)."),
+    threads: int = typer.Option(1, help="FFTW and torch CPU threads."),
+    seed: int = typer.Option(0, help="Seed of data, training and sampling."),
+) -> None:
+    """Run the pipeline with rich progress and print the summary."""
+    from closure.pipeline import SIZES, run_demo
+
+    with friendly_errors():
+        if size in SIZES:
+            console.print(f"[bold]kolmo demo[/] — size {size}: expected {SIZES[size].expected}; output in {out}/")
+
+        def show(e) -> None:  # noqa: ANN001
+            if not e.done:
+                console.print(f"[cyan][{e.index}/{e.stages}] {e.stage}[/]: {e.message} …", highlight=False)
+            else:
+                note = " (already done, skipped)" if e.skipped else ""
+                console.print(f"      {e.stage} finished in {e.seconds:.1f} s{note}", highlight=False)
+
+        def train_show(ev) -> None:  # noqa: ANN001
+            if ev.kind == "epoch" and (ev.epoch % max(1, ev.epochs // 5) == 0 or ev.epoch == ev.epochs):
+                console.print(f"        {ev.phase} epoch {ev.epoch}/{ev.epochs}: loss {ev.loss:.4g}"
+                              + (f", val {ev.val_loss:.4g}" if ev.val_loss is not None else "")
+                              + f", {ev.samples_per_s:.0f} samples/s", highlight=False)
+
+        r = run_demo(out, size, threads=threads, seed=seed, progress=show, train_progress=train_show)
+        table = Table(title=f"kolmo demo ({size}) — {r.seconds:.0f} s")
+        for col in ("closure", "NFE", "a-priori ens.-mean rel. err.", "latency B=1 [ms]", "speed-up vs DM",
+                    "online rel. err. (last horizon)"):
+            table.add_column(col, justify="right")
+        lat = {(Path(b["artifact"]).stem, b["batch"]): b for b in r.bench}
+        online = r.online.get("results", {}) if isinstance(r.online, dict) else {}
+        for name, label in (("latent-fm-mp", "latent FM, MP, 1 step"), ("dm", "physical DM (reference)")):
+            ap = r.apriori.get(name, {})
+            b = lat.get((name, 1), {})
+            table.add_row(label, str(ap.get("nfe", "?")), f"{ap.get('ensemble_mean_rel_error', float('nan')):.3f}",
+                          f"{b.get('median_ms', float('nan')):.2f}", f"{b.get('speedup', float('nan')):.1f}×",
+                          _last_error(online, name))
+        for name in ("none", "true"):
+            table.add_row({"none": "no closure", "true": "true closure (replay)"}[name], "", "", "", "",
+                          _last_error(online, name))
+        console.print(table)
+        console.print(f"report: {r.report / 'report.md'}  (figures beside it); summary: {r.out / 'summary.json'}")
+
+
+def _last_error(results: dict, name: str) -> str:
+    """Mean relative error (± 2 std over members) of a source at the last horizon of the online report."""
+    for label, res in results.items():
+        if label.split(" ")[0] == name:
+            rows = (res.get("trajectory") or {}).get("at_horizons") or []
+            if rows and rows[-1].get("rel_error_mean") is not None:
+                last = rows[-1]
+                return f"{last['rel_error_mean']:.3f} ± {last.get('rel_error_2std') or 0:.3f} (t={last['time']:g})"
+    return ""
