@@ -7,6 +7,7 @@ Closure specs (``--closure``)
 ``none``                      no closure
 ``smagorinsky`` / ``leith``   eddy viscosity (:mod:`coupling.eddy_viscosity`; ``--closure-coef``)
 ``PATH.pt``                   a learned artifact (:class:`~coupling.learned.ArtifactClosure`)
+``dong2026-default``          the one-step latent FM artifact shipped in ``coupling/artifacts/``
 ``replay:DATA.h5[:TRAJ]``     the true closure of a dataset trajectory (:class:`~coupling.replay.ReplayClosure`)
 
 The equation follows the closure's target (and the run says so):
@@ -43,7 +44,12 @@ from kolmo.errors import ConfigurationError, FileFormatError
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
            "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
 
-CLOSURE_SPECS = ("none", "smagorinsky", "leith", "PATH.pt", "replay:DATA.h5[:TRAJ]")
+CLOSURE_SPECS = ("none", "smagorinsky", "leith", "dong2026-default", "PATH.pt", "replay:DATA.h5[:TRAJ]")
+
+#: Closures shipped inside the package, selectable by name (built by ``benchmarks/default_closure.sh``).
+SHIPPED_CLOSURES: dict[str, Path] = {
+    "dong2026-default": Path(__file__).resolve().parent / "artifacts" / "dong2026-default.pt",
+}
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {"preset": "dong2026", "grid": 64, "dt": 1e-3, "t_end": 20.0, "every": 5, "jitter": 5e-5,
@@ -90,11 +96,18 @@ class OnlineRun:
 
 
 def parse_closure_spec(text: str) -> ClosureSpec:
-    """Parse ``none``, ``smagorinsky``, ``leith``, ``PATH.pt`` or ``replay:DATA.h5[:TRAJ]``."""
+    """Parse ``none``, ``smagorinsky``, ``leith``, a shipped name (``dong2026-default``), ``PATH.pt`` or
+    ``replay:DATA.h5[:TRAJ]``."""
     t = text.strip()
     low = t.lower()
     if low in ("none", "smagorinsky", "leith"):
         return ClosureSpec(t, low)
+    if low in SHIPPED_CLOSURES:
+        path = SHIPPED_CLOSURES[low]
+        if not path.exists():
+            raise ConfigurationError(f"shipped closure {t!r} is not installed (expected {path}); "
+                                     "build it with benchmarks/default_closure.sh")
+        return ClosureSpec(t, "artifact", path)
     if low.startswith("replay:"):
         rest = t[len("replay:"):]
         path, traj = rest, None
