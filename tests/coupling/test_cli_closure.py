@@ -88,7 +88,8 @@ def test_replay_run_starts_at_the_init_record_and_resumes_with_the_stored_closur
 
 
 @pytest.mark.parametrize("spec, match", [("smagorinksy", "unknown closure 'smagorinksy'; expected one of none, "
-                                                         "smagorinsky, leith, PATH.pt, replay:DATA.h5[:TRAJ]"),
+                                                         "smagorinsky, leith, dong2026-default, PATH.pt, "
+                                                         "replay:DATA.h5[:TRAJ]"),
                                          ("missing.pt", "closure artifact missing.pt does not exist")])
 def test_bad_closure_specs_are_clean_errors(spec: str, match: str, tmp_path: Path) -> None:
     r = kolmo("run", "--closure", spec, "--time", 0.01, "--out", tmp_path / "x.h5")
