@@ -12,8 +12,6 @@ range of the latency per call, samples per second, NFE, parameter count, FLOPs p
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,15 +53,11 @@ class ClosureTiming:
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
-    """CPU model, threads, GPU name and library versions for benchmark records."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                            "torch": torch.__version__, "python": platform.python_version()}
+    """:func:`kolmo.benchmark.machine_info` plus torch threads and version, and the GPU when on CUDA."""
+    from kolmo.benchmark import machine_info as solver_machine_info
+
+    info: dict[str, Any] = solver_machine_info()
+    info.update({"torch_threads": torch.get_num_threads(), "torch": torch.__version__})
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
