@@ -7,14 +7,6 @@ from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoen
 from closure.networks import count_flops
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _fields_in_a_subspace(n_fields: int, rank: int, size: int = 64) -> torch.Tensor:
     """``n_fields`` fields ``μ + Σ_k a_k φ_k`` on a ``rank``-dimensional subspace (float64)."""

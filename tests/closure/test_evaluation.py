@@ -16,13 +16,6 @@ from closure.models import ClosureModel, ModelConfig
 from tests.closure.synthetic import write_synthetic_dataset
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _truth(n: int = 8) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, n))

@@ -27,14 +27,6 @@ REQUIRED = ("format", "format_version", "preset", "target", "grid", "L", "dt", "
             "run_id", "torch_version", "created", "flops_per_sample", "parameters")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny(model: str, **kw) -> ClosureModel:
     m = ClosureModel(ModelConfig(model=model, grid=16, width=8, **kw))

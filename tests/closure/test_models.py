@@ -12,14 +12,6 @@ from closure.paths import VEScoreNetwork
 from kolmo.errors import ConfigurationError
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny(model: str, **kw) -> ClosureModel:
     return ClosureModel(ModelConfig(model=model, grid=16, width=8, **kw))

@@ -17,14 +17,6 @@ from closure.networks import (
 )
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_physical_fno_maps_64_squared_state_to_same_shape():
     net = ConditionalFNO(FNOConfig.physical())

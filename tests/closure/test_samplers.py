@@ -22,14 +22,6 @@ from closure.samplers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ----------------------------------------------------------------------------------------------------
 # exact fields for Gaussian targets x1 | c ~ N(m c, s² I) (c a constant field), used to test integration

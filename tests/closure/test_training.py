@@ -17,13 +17,6 @@ from kolmo.errors import ConfigurationError, OutputExistsError
 from tests.closure.synthetic import write_synthetic_dataset
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
