@@ -22,12 +22,20 @@ condition latent (``condition="encoder"``: a :class:`~closure.autoencoders.ConvA
 (two-phase training) or ``joint`` (end-to-end); physical models take ``none`` only, and ``mp``/``ga``/
 ``joint`` need the trainable conv autoencoder (PCA is exactly metric preserving on its subspace already).
 
-Scalar latent standardisation: the generator works on ``x1 = (z − a) / b`` and ``c = (z_ω − a_ω) / b_ω``
-with scalars ``a, b`` measured on the training latents after the autoencoder phase (a scalar map keeps
-the latent geometry: MP/GA distances are only rescaled). This puts the target at unit scale for a
-Gaussian source and for the VE-SDE's short time range (see :class:`~closure.samplers.VEEulerMaruyama`).
-Joint models keep ``a = 0, b = 1`` (their batch-KL term already pulls ``z`` to N(0, 1)). Physical models
-use identity coders and ``a = 0, b = 1``, so one code path serves every family.
+Scalar standardisation of the generator's state: the generator works on ``x1 = (z − a) / b`` and
+``c = (z_ω − a_ω) / b_ω`` with scalars ``a, b`` measured on the training latents after the autoencoder
+phase (a scalar map keeps the latent geometry: MP/GA distances are only rescaled), which puts the target
+at unit scale for a Gaussian source. Joint models keep ``a = 0, b = 1`` for ``z`` (their batch-KL term
+already pulls ``z`` to N(0, 1)); physical models use identity coders and ``a = 0, b = 1`` (``H_n`` has unit
+std already), so one code path serves every family.
+
+VE-SDE (``dm``) models divide ``b`` further by ``s_dm = dm_data_std`` (default ``σ_{t_max} / 4``), so their
+state has std ``s_dm``: the reference sampler starts from ``N(0, σ_{t_max}²)`` with ``σ_{t_max}`` = 0.38
+(physical, t_max = 0.1) or 1.44 (latent, t_max = 0.4), which is the marginal at ``t_max`` only for data
+small next to ``σ_{t_max}`` — true of the reference code's un-normalised closures (std ≈ 0.1 here) but not
+of unit-std targets, which the 10-step sampler shrinks towards zero (see
+:class:`~closure.samplers.VEEulerMaruyama`; measured on the reduced dong2026 set: ensemble-mean error
+0.74 for physical DM without this scaling).
 
 Noise layout of :meth:`ClosureModel.sample` and of exported artifacts
 ----------------------------------------------------------------------
@@ -51,7 +59,7 @@ from torch import Tensor, nn
 from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
 from closure.errors import ConfigurationError
 from closure.networks import ConditionalFNO, FNOConfig, count_flops, count_parameters
-from closure.paths import VESDE, FlowMatching, StochasticInterpolant, VEScoreNetwork
+from closure.paths import VESDE, FlowMatching, StochasticInterpolant, VEScoreNetwork, ve_std
 from closure.samplers import T_MAX_LATENT, T_MAX_PHYSICAL, T_MIN, FlowEuler, InterpolantEulerMaruyama, Sampler, \
     VEEulerMaruyama, VEHeun
 
@@ -110,6 +118,8 @@ class ModelConfig:
         VE sampler time range; default ``t_max`` 0.1 physical / 0.4 latent, ``t_min = 1e-3``.
     dm_sampler : {"em", "heun"}
         VE-SDE sampler: reference Euler–Maruyama, or EDM Heun (``2 n − 1`` NFE).
+    dm_data_std : float, optional
+        Std of the VE-SDE model's state (default ``σ_{t_max} / 4``; see the module docstring).
     """
 
     model: str = "latent-fm"
@@ -131,6 +141,7 @@ class ModelConfig:
     t_max: Optional[float] = None
     t_min: float = T_MIN
     dm_sampler: str = "em"
+    dm_data_std: Optional[float] = None
 
     # ------------------------------------------------------------------ derived
     @property
@@ -182,6 +193,14 @@ class ModelConfig:
             return self.t_max
         return T_MAX_LATENT if self.latent else T_MAX_PHYSICAL
 
+    def state_std(self) -> float:
+        """Std the generator's state is standardised to: 1, or ``dm_data_std`` (default ``σ_{t_max}/4``) for DM."""
+        if self.family != "dm":
+            return 1.0
+        if self.dm_data_std is not None:
+            return self.dm_data_std
+        return 0.25 * float(ve_std(torch.tensor(self.resolved_t_max(), dtype=torch.float64), self.sigma))
+
     # ------------------------------------------------------------------ checks and I/O
     def validate(self) -> "ModelConfig":
         """Raise :class:`ConfigurationError` for an unknown name or an impossible combination."""
@@ -206,6 +225,8 @@ class ModelConfig:
             ratio = self.grid // max(n, 1)
             if n < 2 or self.grid % n or ratio & (ratio - 1):
                 raise ConfigurationError(f"latent size {n} for grid {self.grid}: N / n must be a power of two")
+        if self.dm_data_std is not None and not self.dm_data_std > 0:
+            raise ConfigurationError(f"dm_data_std {self.dm_data_std}; expected a positive number")
         if self.steps is not None and self.steps < 1:
             raise ConfigurationError(f"steps {self.steps}; expected >= 1")
         fno = self.fno_config()

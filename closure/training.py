@@ -472,9 +472,9 @@ class _Trainer:
         self.restored_optim = None
         if phase == "autoencoder" and cfg.model.reg == "ga":
             self.potentials = self.compute_potentials()
+        if phase in ("generator", "joint") and fresh:
+            self.standardise()
         if phase == "generator":
-            if fresh:
-                self.standardise()
             self.latents = {name: self.encode_all(*self.data[name]) for name in ("train", "validation")}
 
     def compute_potentials(self) -> Tensor:
@@ -494,11 +494,14 @@ class _Trainer:
         return torch.cat(zs), torch.cat(cs)
 
     def standardise(self) -> None:
-        """Measure the scalar latent standardisation on the training latents (latent, non-joint models)."""
-        if not self.config.model.latent or self.config.model.reg == "joint":
-            return
-        z, c = self.raw_latents(*self.data["train"])
-        self.model.set_standardisation((float(z.mean()), float(z.std())), (float(c.mean()), float(c.std())))
+        """Set the scalar standardisation of the generator's state (:mod:`closure.models`): measured on the
+        training latents for latent non-joint models, identity otherwise; divided by the DM state std."""
+        cfg = self.config.model
+        latent, condition = (0.0, 1.0), (0.0, 1.0)
+        if cfg.latent and cfg.reg != "joint":
+            z, c = self.raw_latents(*self.data["train"])
+            latent, condition = (float(z.mean()), float(z.std())), (float(c.mean()), float(c.std()))
+        self.model.set_standardisation((latent[0], latent[1] / cfg.state_std()), condition)
 
     @torch.no_grad()
     def encode_all(self, omega: Tensor, closure: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from closure.data import ClosurePairs, read_info
 from closure.errors import CheckpointError, CheckpointMismatchError, DeviceError
 from closure.evaluation import evaluate_run
 from closure.models import ClosureModel, ModelConfig
+from closure.paths import ve_std
 from closure.regularizers import metric_preserving_loss
 from closure.training import TrainConfig, autoencoder_loss, joint_loss, load_run, read_checkpoint, train
 from kolmo.errors import ConfigurationError, OutputExistsError
@@ -151,3 +153,18 @@ def test_physical_flow_matching_learns_the_conditional_mean_of_a_synthetic_closu
     train(cfg, tmp_path / "r")
     res = evaluate_run(tmp_path / "r", data, samples=16, conditions=4)
     assert res["nfe"] == 1 and res["ensemble_mean_rel_error"] < 0.4
+
+
+def test_diffusion_state_is_scaled_to_a_quarter_of_the_reference_start_std(data, tmp_path):
+    """The VE sampler starts from N(0, σ_{t_max}²), σ_{0.1} = 0.38: DM states get std σ_{t_max}/4 (not 1)."""
+    train(config(data, model="dm", reg="none", epochs=1), tmp_path / "p")
+    model = load_run(tmp_path / "p", "last").model
+    target = 0.25 * float(ve_std(torch.tensor(0.1, dtype=torch.float64), 30.0))
+    assert model.config.state_std() == pytest.approx(target)
+    h = ClosurePairs(data, "train", read_info(data).normalisation).closure
+    with torch.no_grad():
+        assert float(model.encode_target(h).std()) == pytest.approx(target, rel=0.05)
+        torch.testing.assert_close(model.decode_target(model.encode_target(h)), h)
+    train(config(data, model="latent-dm", reg="joint", epochs=1), tmp_path / "j")
+    joint = load_run(tmp_path / "j", "last").model
+    assert float(joint.latent_scale) == pytest.approx(1 / (0.25 * float(ve_std(torch.tensor(0.4), 30.0))), rel=1e-6)
