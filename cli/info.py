@@ -11,9 +11,13 @@ from rich.table import Table
 from cli.common import console, friendly_errors
 
 
-def info(path: Path = typer.Argument(..., help="A run/dataset .h5 file or a closure artifact .pt.")) -> None:
+def info(path: Path = typer.Argument(..., help="A run/dataset .h5 file, a closure artifact .pt, or a shipped closure name (dong2026-default).")) -> None:
     """Print attributes and contents."""
     with friendly_errors():
+        if not path.exists() and path.suffix == "" and str(path).lower() in ("dong2026-default",):
+            from coupling.online import SHIPPED_CLOSURES
+
+            path = SHIPPED_CLOSURES[str(path).lower()]
         if path.suffix == ".pt":
             from coupling.artifact import read_metadata  # torch only when asked
 
