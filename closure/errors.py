@@ -2,10 +2,13 @@
 
 Each subclasses :class:`kolmo.errors.KolmoError` (so ``kolmo train|evaluate|export`` print them as one
 clean line) and a matching builtin, and its message names the offending value and what was expected.
+:class:`DeviceError` is the one of :mod:`coupling.errors` (raised by
+:func:`coupling.artifact.resolve_device`, shared by training, export and coupling).
 """
 
 from __future__ import annotations
 
+from coupling.errors import DeviceError
 from kolmo.errors import ConfigurationError, FileFormatError, KolmoError, OutputExistsError
 
 __all__ = [
@@ -19,10 +22,6 @@ __all__ = [
     "ExportCheckError",
     "AOTIUnavailableError",
 ]
-
-
-class DeviceError(KolmoError, RuntimeError):
-    """A device was asked for that is unknown or absent (never a silent CPU fallback)."""
 
 
 class CheckpointError(KolmoError, ValueError):

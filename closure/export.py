@@ -44,32 +44,16 @@ import torch
 from torch import Tensor, nn
 
 from closure.data import Normalisation
-from closure.errors import AOTIUnavailableError, ConfigurationError, DeviceError, ExportCheckError, ExportError, \
+from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheckError, ExportError, \
     OutputExistsError
 from closure.models import ClosureModel
+from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, resolve_device, validate_metadata
+from coupling.errors import ArtifactFormatError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ClosureArtifact", "ExportResult", "artifact_metadata",
            "export_closure", "export_model", "load_artifact", "artifact_latency", "resolve_device"]
 
-FORMAT = "kolmo-closure"
-FORMAT_VERSION = 1
-METADATA_FILE = "metadata.json"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 SELF_CHECK_RTOL = {"float32": 1e-5, "float64": 1e-12}
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"cpu"``/``"cuda"``/``"cuda:K"`` as a device; :class:`DeviceError` when unknown or absent (no fallback)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"unknown device {device!r}; expected cpu, cuda or cuda:K") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {device!r} was asked for but torch.cuda.is_available() is False "
-                          f"(torch {torch.__version__}); no CPU fallback")
-    if dev.type not in ("cpu", "cuda"):
-        raise DeviceError(f"device {device!r} is not supported; expected cpu, cuda or cuda:K")
-    return dev
 
 
 class ClosureArtifact(nn.Module):
@@ -308,6 +292,10 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
         loaded, meta_back = load_artifact(tmp, dev)
         if meta_back != json.loads(json.dumps(meta)):
             raise ExportCheckError(f"{out}: metadata did not round-trip through the saved file")
+        try:  # what every reader (coupling.artifact) will check
+            validate_metadata(meta_back, out)
+        except ArtifactFormatError as exc:
+            raise ExportCheckError(f"{exc}; the file was not kept") from None
         with torch.no_grad():
             got = loaded.sample(omega, noise)
             shape = [int(s) for s in loaded.noise_shape(check_batch)]

@@ -48,10 +48,10 @@ from torch import Tensor
 from closure.autoencoders import ConvAutoencoder
 from closure.data import ClosurePairs, DatasetInfo, Normalisation, read_info, split_trajectories
 from closure.errors import CheckpointError, CheckpointMismatchError, ConfigurationError, OutputExistsError
-from closure.export import resolve_device
 from closure.models import ClosureModel, ModelConfig
 from closure.regularizers import GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
     geometry_aware_loss, metric_preserving_loss
+from coupling.artifact import resolve_device
 
 __all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
            "read_checkpoint", "autoencoder_loss", "joint_loss", "CHECKPOINT_FORMAT"]
