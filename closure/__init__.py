@@ -12,9 +12,18 @@ Modules (one concept each):
   VE-SDE Euler–Maruyama (Karras grid), EDM Heun; straightness diagnostic.
 - :mod:`closure.regularizers` — latent regularizers MP, GA (with diffusion-potential distances),
   batch KL.
+- :mod:`closure.data`, :mod:`closure.models`, :mod:`closure.training`, :mod:`closure.evaluation`,
+  :mod:`closure.export` — datasets, every family by name, ``kolmo train`` / ``evaluate`` / ``export``.
+- :mod:`closure.pipeline` — ``kolmo demo``.
 """
 
 from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
+from closure.data import Normalisation
+from closure.evaluation import evaluate_model, evaluate_run
+from closure.export import export_closure, export_model
+from closure.models import ClosureModel, ModelConfig, build_model
+from closure.pipeline import run_demo
+from closure.training import TrainConfig, load_run, train
 from closure.networks import ConditionalFNO, ConditionalMLP, FNOConfig, count_flops, count_parameters
 from closure.paths import VESDE, FlowMatching, PathSample, StochasticInterpolant, VEScoreNetwork
 from closure.regularizers import (
@@ -38,6 +47,18 @@ from closure.samplers import (
 )
 
 __all__ = [
+    "Normalisation",
+    "ModelConfig",
+    "ClosureModel",
+    "build_model",
+    "TrainConfig",
+    "train",
+    "load_run",
+    "evaluate_model",
+    "evaluate_run",
+    "export_closure",
+    "export_model",
+    "run_demo",
     "BlockAverageEncoder",
     "ConvAutoencoder",
     "PCAAutoencoder",
