@@ -259,7 +259,24 @@ class InterpolantEulerMaruyama(Sampler):
         return x, states
 
 
-class VEEulerMaruyama(Sampler):
+class _VESampler(Sampler):
+    """Shared settings of the VE-SDE samplers: σ (> 1), the time range and the Karras exponent ρ."""
+
+    def __init__(self, score_network: nn.Module, n_steps: int, name: str, nfe: int, sigma: float, t_max: float,
+                 t_min: float, rho: float) -> None:
+        super().__init__(score_network, n_steps, name, nfe)
+        if not sigma > 1.0:
+            raise ValueError(f"sigma must be > 1, got {sigma}")
+        self.sigma = float(sigma)
+        self.t_max = float(t_max)
+        self.t_min = float(t_min)
+        self.rho = float(rho)
+
+    def settings(self) -> Dict[str, float]:
+        return {"n_steps": float(self.n_steps), "sigma": self.sigma, "t_max": self.t_max, "t_min": self.t_min, "rho": self.rho}
+
+
+class VEEulerMaruyama(_VESampler):
     """Euler–Maruyama for the reverse VE-SDE on a Karras time grid (the reference DM sampler).
 
     Reverse-time SDE (Song et al. 2021, eq. 6) of ``dx = g dW``, ``g(t) = σ^t``::
@@ -308,19 +325,10 @@ class VEEulerMaruyama(Sampler):
         t_min: float = T_MIN,
         rho: float = 7.0,
     ) -> None:
-        super().__init__(score_network, n_steps, "ve-euler-maruyama", n_steps)
-        if not sigma > 1.0:
-            raise ValueError(f"sigma must be > 1, got {sigma}")
-        self.sigma = float(sigma)
-        self.t_max = float(t_max)
-        self.t_min = float(t_min)
-        self.rho = float(rho)
+        super().__init__(score_network, n_steps, "ve-euler-maruyama", n_steps, sigma, t_max, t_min, rho)
         grid = torch.cat([karras_grid(n_steps, t_max, t_min, rho), torch.zeros(1, dtype=torch.float64)])
         self.register_buffer("times", grid)
         self.start_std = float(ve_std(torch.tensor(t_max, dtype=torch.float64), sigma))
-
-    def settings(self) -> Dict[str, float]:
-        return {"n_steps": float(self.n_steps), "sigma": self.sigma, "t_max": self.t_max, "t_min": self.t_min, "rho": self.rho}
 
     def _run(self, x_init: Tensor, c: Tensor, step_noise: Optional[Tensor], keep: bool) -> Tuple[Tensor, List[Tensor]]:
         if step_noise is not None:
@@ -346,7 +354,7 @@ class VEEulerMaruyama(Sampler):
         return x, states
 
 
-class VEHeun(Sampler):
+class VEHeun(_VESampler):
     """EDM deterministic Heun sampler (Karras et al. 2022, Alg. 1, ``S_churn = 0``) for the VE-SDE.
 
     Probability-flow ODE in noise-level space (Karras et al. eq. 3 with ``σ(t) = t``, ``s(t) = 1``)::
@@ -391,13 +399,7 @@ class VEHeun(Sampler):
         t_min: float = T_MIN,
         rho: float = 7.0,
     ) -> None:
-        super().__init__(score_network, n_steps, "ve-heun", 2 * n_steps - 1)
-        if not sigma > 1.0:
-            raise ValueError(f"sigma must be > 1, got {sigma}")
-        self.sigma = float(sigma)
-        self.t_max = float(t_max)
-        self.t_min = float(t_min)
-        self.rho = float(rho)
+        super().__init__(score_network, n_steps, "ve-heun", 2 * n_steps - 1, sigma, t_max, t_min, rho)
         sigma_max = float(ve_std(torch.tensor(t_max, dtype=torch.float64), sigma))
         sigma_min = float(ve_std(torch.tensor(t_min, dtype=torch.float64), sigma))
         levels = torch.cat([karras_grid(n_steps, sigma_max, sigma_min, rho), torch.zeros(1, dtype=torch.float64)])
@@ -406,9 +408,6 @@ class VEHeun(Sampler):
         self.register_buffer("levels", levels)
         self.register_buffer("times", times)
         self.sigma_max = sigma_max
-
-    def settings(self) -> Dict[str, float]:
-        return {"n_steps": float(self.n_steps), "sigma": self.sigma, "t_max": self.t_max, "t_min": self.t_min, "rho": self.rho}
 
     def _run(self, x_init: Tensor, c: Tensor, step_noise: Optional[Tensor], keep: bool) -> Tuple[Tensor, List[Tensor]]:
         x = self.sigma_max * x_init
