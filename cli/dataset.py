@@ -15,8 +15,10 @@ HELP = """Turn fine-grid truth runs into coarse (vorticity, closure) training pa
 
 Defaults reproduce the paper's dataset: dong2026, 256² → 64², 100 trajectories
 (last 10 = test), burn-in 20, every 0.1 for t in [20, 40) → 18,000 / 2,000 pairs.
-Targets: missing-physics (dong2026 default; subsampled H = −u·∇ω + σ_W ξ, coarse model
-without advection) and sgs (kolmogorov default; sharp/Gaussian truncation, closure −τ).
+Targets (kolmo.targets): missing-physics (dong2026 default; subsampled H = −u·∇ω, coarse
+model without advection that draws its own noise), missing-physics-noisy (H = −u·∇ω + σ_W ξ,
+the reference's reading; its noise sets an error floor), sgs (kolmogorov default;
+sharp/Gaussian truncation, closure −τ) and sgs-resolved (−τ on the coarse 2/3 band only).
 
 An interrupted build is kept in OUT.partial; rerun the same command to resume it.
 
@@ -39,7 +41,7 @@ def dataset(
     every: float = typer.Option(0.1, help="Recording interval (a whole number of time steps)."),
     members_per_batch: int = typer.Option(1, help="Trajectories integrated together (speed/memory only; an interrupt loses at most one batch). 1 is fastest at 256² here; 2-4 at 64²."),
     seed: int = typer.Option(0, help="Root seed: trajectory j uses streams of (seed, j)."),
-    target: Optional[str] = typer.Option(None, help="missing-physics or sgs (default: by preset)."),
+    target: Optional[str] = typer.Option(None, help="missing-physics, missing-physics-noisy, sgs or sgs-resolved (default: by preset)."),
     filter_: Optional[str] = typer.Option(None, "--filter", help="sgs coarse-graining: sharp (default) or gaussian."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a fine-run config field: KEY=VALUE (JSON), e.g. stepper=cn-euler."),
     threads: int = typer.Option(1, help="FFTW threads."),

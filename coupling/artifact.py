@@ -39,10 +39,12 @@ object with at least these keys (:data:`REQUIRED_METADATA`):
 key                    value
 =====================  ========================================================================
 format                 ``"kolmo-closure"``
-format_version         ``1``
+format_version         ``2`` (``1`` is read; its ``missing-physics`` is ``missing-physics-noisy``)
 preset                 solver preset it was trained on (``"dong2026"``, ``"kolmogorov"``)
-target                 ``"missing-physics"`` (H replaces advection + noise: run with advection
-                       off) or ``"sgs"`` (subgrid term of an LES: advection on)
+target                 a name of :data:`kolmo.targets.TARGETS`: ``"missing-physics"`` (H replaces
+                       advection: advection off, the solver draws the noise),
+                       ``"missing-physics-noisy"`` (H holds advection and noise: both off),
+                       ``"sgs"`` / ``"sgs-resolved"`` (subgrid term of an LES: advection on)
 grid                   N (int): the coarse grid the closure acts on
 L                      domain side
 dt                     solver Δt of the training data
@@ -74,6 +76,7 @@ from typing import Any
 import torch
 
 from coupling.errors import ArtifactFormatError, ClosureShapeError, DeviceError, DtypeError
+from kolmo.targets import TARGETS, read_target
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "REQUIRED_METADATA", "DTYPES", "LoadedArtifact",
            "read_metadata", "validate_metadata", "load_artifact", "check_contract", "resolve_device",
@@ -82,11 +85,14 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "REQUIRED_METADATA", "DT
 log = logging.getLogger(__name__)
 
 FORMAT = "kolmo-closure"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 artifacts are read too: their ``missing-physics`` means ``missing-physics-noisy`` now
+(:func:`kolmo.targets.read_target`)."""
 METADATA_FILE = "metadata.json"
 REQUIRED_METADATA = ("format", "format_version", "preset", "target", "grid", "L", "dt", "family", "regularizer",
                      "nfe", "dtype", "normalisation", "dataset_fingerprint", "run_id", "torch_version", "created")
-ARTIFACT_TARGETS = ("missing-physics", "sgs")
+ARTIFACT_TARGETS = tuple(TARGETS)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 METHODS = ("forward", "sample", "noise_shape")
 
@@ -131,12 +137,13 @@ def validate_metadata(meta: Any, path: str | Path = "<artifact>") -> dict[str, A
         raise ArtifactFormatError(f"{path}: {METADATA_FILE} holds {type(meta).__name__}, expected a JSON object")
     if meta.get("format") != FORMAT:
         raise ArtifactFormatError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise ArtifactFormatError(f"{path}: format_version {meta.get('format_version')!r} is not supported; "
-                                  f"expected {FORMAT_VERSION}")
+                                  f"expected one of {list(READABLE_VERSIONS)}")
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ArtifactFormatError(f"{path}: metadata lacks {missing}; required keys: {list(REQUIRED_METADATA)}")
+    meta["target"] = read_target(str(meta["target"]), FORMAT, meta["format_version"])
     if meta["target"] not in ARTIFACT_TARGETS:
         raise ArtifactFormatError(f"{path}: target {meta['target']!r}, expected one of {list(ARTIFACT_TARGETS)}")
     grid = meta["grid"]

@@ -12,11 +12,13 @@ Closure specs (``--closure``)
 
 The equation follows the closure's target (and the run says so):
 
-* ``missing-physics`` → advection **off**, stochastic forcing **off**, stepper ``cn-euler``: the
-  paper's reduced model (H already holds advection and noise). Asking explicitly for advection
-  on raises :class:`~coupling.errors.TargetMismatchError`; an explicit stepper or noise level
-  is kept (and reported).
-* ``sgs`` → advection **on** (explicit ``advection=false`` raises).
+* ``missing-physics`` → advection **off**, stochastic forcing drawn by the solver, stepper
+  ``cn-euler``: the paper's reduced model (H holds the advection);
+* ``missing-physics-noisy`` → advection **off**, stochastic forcing **off** (H holds both);
+* ``sgs`` / ``sgs-resolved`` → advection **on**.
+
+(:func:`kolmo.targets.reduced_model`.) Asking explicitly for a setting the target contradicts
+raises :class:`~coupling.errors.TargetMismatchError`; an explicit stepper is kept (and reported).
 
 Unless given explicitly, the preset, grid and Δt are taken from the closure (an artifact's
 metadata, a dataset's attributes).
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from coupling.errors import TargetMismatchError
-from coupling.protocol import ADVECTION_FOR_TARGET, Closure, ClosureWarning
+from coupling.protocol import Closure, ClosureWarning
 from kolmo.errors import ConfigurationError, FileFormatError
+from kolmo.targets import coarse_model_mismatch, get_target, same_coarse_model
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
            "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
@@ -53,13 +56,11 @@ SHIPPED_CLOSURES: dict[str, Path] = {
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {"preset": "dong2026", "grid": 64, "dt": 1e-3, "t_end": 20.0, "every": 5, "jitter": 5e-5,
-              "target": "missing-physics",
+              "targets": ("missing-physics", "missing-physics-noisy"),
               "description": "Dong, Yang & Wu 2026 online protocol (reference code): dong2026 reduced model on 64², "
                              "dt 1e-3, 20 time units = 20,000 steps, closure resampled every 5 steps, jitter 5e-5, "
                              "from a test snapshot (--init DATA.h5:test:INDEX)"},
 }
-
-REDUCED_MODEL = {"advection": False, "noise_sigma": 0.0, "stepper": "cn-euler"}
 
 
 @dataclass(frozen=True)
@@ -188,24 +189,25 @@ def configure_for_target(config: Any, target: str | None, explicit: Mapping[str,
     ``explicit`` holds the fields the user set; one that contradicts the target raises
     :class:`TargetMismatchError` naming both.
     """
-    required = ADVECTION_FOR_TARGET.get(target or "any")
-    if required is None:
+    if target is None or target == "any":
         return config, []
-    if "advection" in explicit and bool(explicit["advection"]) != required:
+    t = get_target(target)
+    changes = t.coarse_model_changes()
+    if "advection" in explicit and bool(explicit["advection"]) != t.advection:
         raise TargetMismatchError(
-            f"the closure's target is {target!r}, which needs advection {'on' if required else 'off'}, but "
+            f"the closure's target is {target!r}, which needs advection {'on' if t.advection else 'off'}, but "
             f"advection={'true' if explicit['advection'] else 'false'} was asked for explicitly; drop it, or use "
             f"a closure with target {'sgs' if explicit['advection'] else 'missing-physics'}")
-    if required:
-        return config.replace(advection=True), [f"closure target {target}: the equation keeps its advection (LES)"]
-    changes = {k: v for k, v in REDUCED_MODEL.items() if k not in explicit}
-    kept = {k: explicit[k] for k in REDUCED_MODEL if k in explicit and k != "advection"}
-    note = ("closure target missing-physics: the paper's reduced model — advection off, stochastic forcing off, "
-            "stepper cn-euler (H holds advection and noise)")
-    notes = [note]
+    kept = {k: explicit[k] for k in changes if k in explicit and k != "advection"}
+    probe = config.replace(**{k: v for k, v in changes.items() if k not in kept})
+    mismatch = coarse_model_mismatch(target, probe)
+    if mismatch is not None:
+        raise TargetMismatchError(f"the closure has {mismatch}, asked for explicitly; drop it, or use a closure of "
+                                  "another target")
+    notes = [f"closure target {target}: {t.describe_coarse_model()}"]
     if kept:
         notes.append(f"kept as asked explicitly: {', '.join(f'{k}={v}' for k, v in kept.items())}")
-    return config.replace(**changes), notes
+    return probe, notes
 
 
 def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, Any], closure: str | None,
@@ -233,7 +235,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     o = options or ClosureOptions()
     explicit = {k: v for k, v in overrides.items() if v is not None}
     notes: list[str] = []
-    proto_target = None
+    proto_targets: tuple[str, ...] | None = None
     if protocol is not None:
         if protocol not in PROTOCOLS:
             raise ConfigurationError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
@@ -246,7 +248,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         explicit.setdefault("t_end", p["t_end"])
         o.every = o.every if o.every is not None else p["every"]
         o.jitter = o.jitter if o.jitter is not None else p["jitter"]
-        proto_target = p["target"]
+        proto_targets = p["targets"]
         notes.append(f"protocol {protocol}: {p['description']}")
     if o.seed is None:
         o.seed = int(explicit.get("seed", 0))
@@ -265,9 +267,11 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         explicit["initial"] = "file"
         explicit["initial_params"] = {"path": init}
     config = make_preset(preset or "kolmogorov", grid, **explicit)
-    target = c.target if c is not None and c.target != "any" else proto_target
-    if proto_target is not None and target != proto_target:
-        raise TargetMismatchError(f"protocol {protocol} is for target {proto_target!r}, but the closure's target is {target!r}")
+    target = c.target if c is not None and c.target != "any" else (proto_targets[0] if proto_targets else None)
+    if proto_targets is not None and target not in proto_targets:
+        raise TargetMismatchError(f"protocol {protocol} is for targets {list(proto_targets)}, but the closure's target "
+                                  f"is {target!r}")
+    _check_init_target(init, target)
     config, tnotes = configure_for_target(config, target, explicit)
     notes.extend(tnotes)
     if c is not None:  # fail before the run starts; the Simulation validates again (and warns)
@@ -278,6 +282,19 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
                      f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
     return OnlineRun(config, c, notes)
+
+
+def _check_init_target(init: str | None, target: str | None) -> None:
+    """Refuse a dataset snapshot of another target than the closure's (its coarse model differs)."""
+    start = _dataset_init(init)
+    if start is None or target is None or target == "any":
+        return
+    from kolmo.pairs import open_pairs
+
+    stored = open_pairs(start[0], start[1]).attrs.get("target")
+    if stored is not None and stored != target and not same_coarse_model(stored, target):
+        raise TargetMismatchError(f"--init {init} is a snapshot of a {stored!r} dataset, but the closure's target is "
+                                  f"{target!r}: its coarse model differs; start from a {target!r} dataset")
 
 
 def closure_for_resume(run_path: str | Path, closure: str | None = None, device: str | None = None,

@@ -19,13 +19,10 @@ affected members' fields and count them — never silent), a call counter and a 
 Requirements (class or instance attributes; ``None`` means "any"): ``grid_n``, ``grid_L``,
 ``preset``, ``dt`` and ``target``:
 
-``"missing-physics"``
-    the dong2026 reduced model: the closure replaces advection and stochastic forcing, so the
-    equation must run with advection **off**;
-``"sgs"``
-    a subgrid-scale closure of an LES: the equation keeps its own advection (**on**);
-``"any"``
-    no requirement (e.g. :class:`NoClosure`).
+a name of :data:`kolmo.targets.TARGETS` — ``"missing-physics"`` (the dong2026 reduced model:
+advection **off**, the solver draws the noise), ``"missing-physics-noisy"`` (advection and noise
+**off**: the closure holds both), ``"sgs"`` / ``"sgs-resolved"`` (LES: the equation keeps its own
+advection) — or ``"any"``: no requirement (e.g. :class:`NoClosure`).
 
 :meth:`Closure.validate` checks them against a :class:`kolmo.presets.Config`;
 :class:`kolmo.simulation.Simulation` calls it when it is given the closure, so a mismatch
@@ -52,20 +49,18 @@ import numpy as np
 from coupling.errors import (ClosureShapeError, DtypeError, GridMismatchError, NonFiniteClosureError,
                              PresetMismatchError, TargetMismatchError)
 from kolmo.errors import ConfigurationError
+from kolmo.targets import TARGETS as KOLMO_TARGETS
+from kolmo.targets import coarse_model_mismatch, get_target, same_coarse_model
 
 __all__ = ["TARGETS", "NONFINITE_POLICIES", "ClosureWarning", "Closure", "NoClosure", "SumClosure",
            "ScaledClosure", "combine_targets"]
 
-TARGETS = ("missing-physics", "sgs", "any")
+TARGETS = (*KOLMO_TARGETS, "any")
 """Closure targets: what the closure term stands for (see the module docstring)."""
 
 NONFINITE_POLICIES = ("raise", "zero")
 """What to do when a closure returns NaN/inf: raise :class:`NonFiniteClosureError`, or zero the
 affected members' fields and count the event (``describe()`` reports the counts)."""
-
-ADVECTION_FOR_TARGET = {"missing-physics": False, "sgs": True}
-"""The advection setting each specific target requires of the equation."""
-
 
 class ClosureWarning(UserWarning):
     """Something about a closure the user should know that is not an error (e.g. a Δt different
@@ -73,13 +68,15 @@ class ClosureWarning(UserWarning):
 
 
 def combine_targets(targets: list[str]) -> str:
-    """The target of a combination: ``"any"`` unless some term has a specific target; two
-    different specific targets raise :class:`TargetMismatchError`."""
+    """The target of a combination: ``"any"`` unless some term has a specific target; targets
+    whose coarse models differ (:func:`kolmo.targets.same_coarse_model`) raise
+    :class:`TargetMismatchError`."""
     specific = sorted({t for t in targets if t != "any"})
-    if len(specific) > 1:
-        raise TargetMismatchError(
-            f"cannot combine closures with targets {specific}: a missing-physics closure needs "
-            "advection off, an sgs closure needs it on")
+    for t in specific[1:]:
+        if not same_coarse_model(specific[0], t):
+            raise TargetMismatchError(
+                f"cannot combine closures with targets {specific}: {get_target(specific[0]).describe_coarse_model()}"
+                f" for {specific[0]!r}, but {get_target(t).describe_coarse_model()} for {t!r}")
     return specific[0] if specific else "any"
 
 
@@ -193,12 +190,9 @@ class Closure:
         if self.preset is not None and self.preset != config.preset:
             raise PresetMismatchError(f"closure {self.name} was made for preset {self.preset!r}, but the "
                                       f"solver runs preset {config.preset!r}; expected the same preset")
-        required = ADVECTION_FOR_TARGET.get(self.target)
-        if required is not None and bool(config.advection) != required:
-            raise TargetMismatchError(
-                f"closure {self.name} has target {self.target!r}, which needs advection "
-                f"{'on' if required else 'off'}, but the equation has advection="
-                f"{'on' if config.advection else 'off'}")
+        mismatch = None if self.target == "any" else coarse_model_mismatch(self.target, config)
+        if mismatch is not None:
+            raise TargetMismatchError(f"closure {self.name} has {mismatch}")
         if self.dt is not None and not math.isclose(float(self.dt), float(config.dt), rel_tol=1e-9):
             warnings.warn(f"closure {self.name} was trained at dt = {self.dt:g}, the solver runs dt = "
                           f"{config.dt:g}", ClosureWarning, stacklevel=2)

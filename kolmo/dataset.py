@@ -6,19 +6,24 @@ fine state and stored on the coarse grid (layout and reader: :mod:`kolmo.pairs`)
 
 Targets
 -------
-``missing-physics`` (dong2026, the paper)
+Names, definitions and coarse models live in :mod:`kolmo.targets`; this module computes them.
+
+``missing-physics`` (dong2026 default) / ``missing-physics-noisy``
     Coarse vorticity :math:`\bar\omega = S\omega` with :math:`S` = take every
     :math:`(N_f/N_c)`-th grid point (no filter). Closure
 
-    .. math:: H^n = S\big[-P_f(u\cdot\nabla\omega)(t_n) + \sigma_W\xi^n\big]
+    .. math:: H^n = S\big[-P_f(u\cdot\nabla\omega)(t_n)\big] \quad [+\, S\sigma_W\xi^n\ \text{(noisy)}]
 
-    evaluated on the fine grid at the recording step: the dealiased advection of the state
-    at :math:`t_n` plus the Q-Wiener noise drawn for the step :math:`t_n \to t_n + \Delta t`.
-    The coarse model has no advection and no noise (:meth:`DatasetSpec.coarse_config`:
-    ``advection=False``, ``noise_sigma=0``, stepper ``cn-euler``), i.e. the paper's reduced model
-    :math:`\hat\omega^{n+1} = [\hat\omega^n + \Delta t(\hat f + \hat H^n) - \tfrac12\Delta t\nu|k|^2
-    \hat\omega^n]/(1 + \tfrac12\Delta t\nu|k|^2)` (with drag μ where the preset has one).
-``sgs`` (kolmogorov LES)
+    evaluated on the fine grid at the recording step: the dealiased advection of the state at
+    :math:`t_n`, and for the noisy variant the Q-Wiener noise drawn for the step
+    :math:`t_n \to t_n + \Delta t`. The coarse model has no advection and steps with
+    ``cn-euler``; it draws its own noise for ``missing-physics`` and none for the noisy variant
+    (:meth:`DatasetSpec.coarse_config`), i.e. the paper's reduced model
+    :math:`\hat\omega^{n+1} = [\hat\omega^n + \Delta t(\hat f + \hat H^n) + \sigma_W\Delta\hat W - \tfrac12\Delta t\nu|k|^2
+    \hat\omega^n]/(1 + \tfrac12\Delta t\nu|k|^2)` (with drag μ where the preset has one). The noisy
+    variant's file states its irreducible error floor (``stats["irreducible_floor"]``,
+    :func:`kolmo.targets.noise_floor`).
+``sgs`` / ``sgs-resolved`` (kolmogorov LES)
     Coarse vorticity :math:`\bar\omega = T G\omega` with :math:`T` the sharp spectral truncation
     to the coarse grid's modes (:func:`kolmo.coarse.truncate_hat`) and :math:`G` an optional
     Gaussian filter (``filter="gaussian"``; identity for ``"sharp"``). Closure :math:`-\tau` with
@@ -26,7 +31,8 @@ Targets
     .. math:: \tau = T G\,P_f(u\cdot\nabla\omega) - P_c(\bar u\cdot\nabla\bar\omega),
 
     :math:`P_c(\bar u\cdot\nabla\bar\omega)` computed by a coarse :class:`~kolmo.equation.VorticityEquation`
-    (its own 2/3 rule). The coarse model keeps its advection and adds :math:`-\tau`; then
+    (its own 2/3 rule); ``sgs-resolved`` stores :math:`-P_c\tau` (the coarse 2/3 band only). The
+    coarse model keeps its advection and adds the closure; then
     :math:`\mathrm{RHS}_c(\bar\omega) - \tau = T G\,\mathrm{RHS}_f(\omega)` to round-off (for the
     Gaussian filter up to the forcing, which the coarse model takes unfiltered). The noise of a
     stochastic preset is not part of τ: the coarse model draws its own.
@@ -81,26 +87,13 @@ from kolmo.io import partial_path, to_json
 from kolmo.pairs import FINGERPRINT_DEFINITION, FORMAT, FORMAT_VERSION, SPLITS, fingerprint, split_statistics
 from kolmo.presets import PRESETS, Config, preset
 from kolmo.simulation import Simulation
+from kolmo.targets import DEFAULT_TARGETS, TARGETS, get_target, noise_floor, reduced_model
 
-TARGETS: dict[str, str] = {
-    "missing-physics": (
-        "H = S[-P_f(u.grad omega) + sigma_W xi]: the 2/3-dealiased fine-grid advection of the state at the "
-        "recording time t_n plus the Q-Wiener noise drawn for the step t_n -> t_n + dt, subsampled (S = every "
-        "(N_f/N_c)-th point). A vorticity tendency (1/time^2). Coarse model: no advection, no noise, "
-        "d(omega)/dt = nu lap(omega) - mu omega + f + H (stepped with cn-euler: the paper's reduced model)."),
-    "sgs": (
-        "-tau, tau = T G P_f(u.grad omega) - P_c(u_bar.grad omega_bar), omega_bar = T G omega, T the sharp "
-        "truncation to the coarse grid's modes (|n_x|,|n_y| < N_c/2), G the filter (identity for sharp), P_f/P_c "
-        "the 2/3 dealiasing of the fine/coarse grid. A vorticity tendency (1/time^2). Coarse model: its own "
-        "dealiased advection plus -tau, so RHS_c(omega_bar) - tau = T G RHS_f(omega) up to the forcing."),
-}
-DEFAULT_TARGETS = {"dong2026": "missing-physics", "kolmogorov": "sgs"}
 COARSE_GRAININGS: dict[str, str] = {
     "subsample": "every (N_f/N_c)-th grid point, starting at index 0 (no filter)",
     "sharp": "sharp spectral cutoff: keep the coarse grid's modes |n_x|, |n_y| < N_c/2 (coarse Nyquist dropped)",
     "gaussian": "Gaussian filter exp(-|k|^2 D^2/24), D = L/N_c, then the sharp spectral cutoff",
 }
-TARGET_COARSE_GRAININGS = {"missing-physics": ("subsample",), "sgs": ("sharp", "gaussian")}
 SPLIT_RULE = "trajectory j < trajectories - test_trajectories -> train, else test (by trajectory, never by snapshot)"
 _BUILDER_FIELDS = ("n", "members", "first_member", "seed", "t_end", "save_every", "preset")
 
@@ -157,15 +150,14 @@ class DatasetSpec:
         if self.preset not in PRESETS:
             raise ConfigurationError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
         target = self.target if self.target is not None else DEFAULT_TARGETS[self.preset]
-        if target not in TARGETS:
-            raise ConfigurationError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
-        method = self.filter if self.filter is not None else TARGET_COARSE_GRAININGS[target][0]
+        graining = get_target(target).coarse_grainings
+        method = self.filter if self.filter is not None else graining[0]
         if method not in COARSE_GRAININGS:
             raise ConfigurationError(f"unknown filter {method!r}; valid: {', '.join(COARSE_GRAININGS)}")
-        if method not in TARGET_COARSE_GRAININGS[target]:
+        if method not in graining:
             raise ConfigurationError(
                 f"filter {method!r} does not apply to target {target!r}: it coarse-grains by "
-                f"{' or '.join(TARGET_COARSE_GRAININGS[target])}")
+                f"{' or '.join(graining)}")
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "filter", method)
         object.__setattr__(self, "overrides", dict(self.overrides))
@@ -234,13 +226,12 @@ class DatasetSpec:
     def coarse_config(self) -> Config:
         """The coarse model the closure completes, on the ``coarse`` grid (one member).
 
-        ``missing-physics``: no advection, no noise, stepper ``cn-euler`` (the paper's reduced
-        model); ``sgs``: the fine physics (own advection) on the coarse grid.
+        :func:`kolmo.targets.reduced_model` of the fine physics on the coarse grid: for
+        ``missing-physics`` no advection, the solver's own noise, stepper ``cn-euler`` (the paper's
+        reduced model); for ``sgs`` targets the fine physics (own advection).
         """
         cfg = self.fine_config().replace(n=self.coarse, members=1, first_member=0)
-        if self.target == "missing-physics":
-            cfg = cfg.replace(advection=False, noise_sigma=0.0, stepper="cn-euler")
-        return cfg
+        return reduced_model(cfg, str(self.target))
 
     def batches(self) -> list[tuple[int, int]]:
         """``(first trajectory, members)`` of every batch, in order."""
@@ -260,8 +251,11 @@ class DatasetSpec:
 
 # ---------------------------------------------------------------------------------------------- closures
 def missing_physics_closure_hat(equation: VorticityEquation, omega_hat: np.ndarray,
-                                noise_hat: np.ndarray) -> np.ndarray:
-    r"""Fine-grid :math:`\hat H = -P_f\widehat{u\cdot\nabla\omega} + \sigma_W\hat\xi`, ``(B, N, N//2+1)``.
+                                noise_hat: np.ndarray | None = None) -> np.ndarray:
+    r"""Fine-grid :math:`\hat H = -P_f\widehat{u\cdot\nabla\omega}\;[+ \sigma_W\hat\xi]`, ``(B, N, N//2+1)``.
+
+    Without ``noise_hat`` the predictable part (target ``missing-physics``); with it the
+    noise-inclusive ``missing-physics-noisy``.
 
     Parameters
     ----------
@@ -270,17 +264,24 @@ def missing_physics_closure_hat(equation: VorticityEquation, omega_hat: np.ndarr
     omega_hat
         Fine state at the recording time, ``(B, N, N//2+1)``.
     noise_hat
-        The noise tendency drawn for the step that starts there (:attr:`Simulation.step_tendency_hat`).
+        The noise tendency drawn for the step that starts there (:attr:`Simulation.step_tendency_hat`),
+        or ``None``.
     """
-    return noise_hat - equation.advection_hat(omega_hat)
+    h = -equation.advection_hat(omega_hat)
+    if noise_hat is not None:
+        h += noise_hat
+    return h
 
 
 def sgs_closure_hat(fine_equation: VorticityEquation, coarse_equation: VorticityEquation,
-                    omega_hat: np.ndarray, filter_hat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    omega_hat: np.ndarray, filter_hat: np.ndarray | None = None,
+                    band_limited: bool = False) -> tuple[np.ndarray, np.ndarray]:
     r"""Coarse :math:`\hat{\bar\omega} = TG\hat\omega` and closure :math:`-\hat\tau`, each ``(B, N_c, N_c//2+1)``.
 
     :math:`\tau = TG\,P_f\widehat{u\cdot\nabla\omega} - P_c\widehat{\bar u\cdot\nabla\bar\omega}`
-    (``filter_hat`` = G on the fine grid, ``None`` for the sharp cutoff alone).
+    (``filter_hat`` = G on the fine grid, ``None`` for the sharp cutoff alone). With
+    ``band_limited`` the closure is :math:`-P_c\hat\tau` (target ``sgs-resolved``): zero outside
+    the coarse model's 2/3 band.
     """
     nc = coarse_equation.grid.n
     adv = fine_equation.advection_hat(omega_hat)
@@ -290,6 +291,8 @@ def sgs_closure_hat(fine_equation: VorticityEquation, coarse_equation: Vorticity
         adv *= filter_hat
     omega_bar_hat = truncate_hat(w, nc)
     tau = truncate_hat(adv, nc) - coarse_equation.advection_hat(omega_bar_hat)
+    if band_limited:
+        tau *= coarse_equation.grid.mask
     return omega_bar_hat, -tau
 
 
@@ -314,8 +317,8 @@ class _Recorder:
 
 
 class _MissingPhysicsRecorder(_Recorder):
-    def __init__(self, sim: Simulation, n_coarse: int) -> None:
-        self.sim, self.nc = sim, n_coarse
+    def __init__(self, sim: Simulation, n_coarse: int, include_noise: bool) -> None:
+        self.sim, self.nc, self.include_noise = sim, n_coarse, include_noise
         self._omega_hat = np.empty_like(sim.omega_hat)
         self._omega: np.ndarray | None = None
 
@@ -325,7 +328,8 @@ class _MissingPhysicsRecorder(_Recorder):
 
     def after_step(self) -> tuple[np.ndarray, np.ndarray]:
         sim = self.sim
-        h_hat = missing_physics_closure_hat(sim.equation, self._omega_hat, sim.step_tendency_hat)
+        noise = sim.step_tendency_hat if self.include_noise else None
+        h_hat = missing_physics_closure_hat(sim.equation, self._omega_hat, noise)
         return self._omega, subsample(sim.fft.irfft2(h_hat), self.nc)  # type: ignore[return-value]
 
 
@@ -336,10 +340,12 @@ class _SGSRecorder(_Recorder):
         self.coarse_eq = coarse_equation(spec.coarse_config(), b, backend, threads, planner)
         self.fft = RealFFT2(spec.coarse, b, backend=backend, threads=threads, planner=planner)
         self.filter_hat = gaussian_filter_hat(sim.grid, n_coarse=spec.coarse) if spec.filter == "gaussian" else None
+        self.band_limited = get_target(str(spec.target)).band_limited
         self._out: tuple[np.ndarray, np.ndarray] | None = None
 
     def before_step(self) -> None:
-        wbar, h = sgs_closure_hat(self.sim.equation, self.coarse_eq, self.sim.omega_hat, self.filter_hat)
+        wbar, h = sgs_closure_hat(self.sim.equation, self.coarse_eq, self.sim.omega_hat, self.filter_hat,
+                                  self.band_limited)
         self._out = (self.fft.irfft2(wbar), self.fft.irfft2(h))
 
     def after_step(self) -> tuple[np.ndarray, np.ndarray]:
@@ -420,7 +426,7 @@ def _root_attrs(spec: DatasetSpec, cfg: Config, steps: np.ndarray, backend: str)
     coarse_grid = Grid(spec.coarse, cfg.L, cfg.dealias)
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "status": "building",
-        "preset": spec.preset, "target": spec.target, "target_definition": TARGETS[spec.target],
+        "preset": spec.preset, "target": spec.target, "target_definition": TARGETS[spec.target].definition,
         "coarse_graining": spec.filter, "coarse_graining_definition": COARSE_GRAININGS[spec.filter],
         "config": cfg.to_json(), "coarse_config": spec.coarse_config().to_json(),
         "build": to_json(spec.build_arguments()),
@@ -513,8 +519,9 @@ def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: i
     sim = Simulation(cfg.replace(members=members, first_member=start), backend=backend, threads=threads,
                      planner=planner)
     rec: _Recorder
-    if spec.target == "missing-physics":
-        rec = _MissingPhysicsRecorder(sim, spec.coarse)
+    target = get_target(str(spec.target))
+    if not target.advection:
+        rec = _MissingPhysicsRecorder(sim, spec.coarse, target.includes_noise)
     else:
         rec = _SGSRecorder(sim, spec, backend, threads, planner)
     t_count, nc = len(steps), spec.coarse
@@ -631,6 +638,12 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
         if not _done_mask(h5, spec).all():  # pragma: no cover - defensive
             raise FileFormatError(f"{part}: some trajectories are still missing after the build")
         stats = split_statistics(h5, "train")
+        if get_target(str(spec.target)).includes_noise:
+            rms = math.hypot(stats["closure"]["mean"], stats["closure"]["std"])
+            stats["irreducible_floor"] = noise_floor(cfg, rms)
+            stats["irreducible_floor_definition"] = (
+                "std of the Q-Wiener tendency sigma_W xi / rms of the train closures: the relative error left to "
+                "the exact conditional mean (the noise draw is independent of omega)")
         fp = fingerprint(h5)
         h5.attrs["stats"] = to_json(stats)
         h5.attrs["fingerprint"] = fp

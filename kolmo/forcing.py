@@ -156,6 +156,15 @@ class QWienerForcing:
             out[b, self._neg, 0] = np.conj(block[self._pos_rows, 0])
         return out
 
+    def point_std(self) -> float:
+        r"""Point standard deviation of the drawn tendency :math:`\sigma_W\xi` in physical space (1/time²).
+
+        The real field :math:`N^{-2}\sum_k \hat\xi_k e^{ik\cdot x}` with :math:`\hat\xi_k = a_k(g_1 + ig_2)`
+        drawn on a half plane has variance :math:`4 N^{-4}\sum_{\text{drawn}} a_k^2` (independent of ``N``
+        once the spectrum is resolved).
+        """
+        return float(2.0 * np.sqrt(np.sum(self._amp**2)) / self.grid.n**2)
+
     def get_state(self) -> list[dict]:
         """RNG states of every member (for exact restarts)."""
         return [g.bit_generator.state for g in self.generators]

@@ -41,11 +41,14 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+from kolmo.targets import read_target
+
 from kolmo.errors import ConfigurationError, FileFormatError
 from kolmo.presets import Config
 
 FORMAT = "kolmo-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: ``missing-physics`` is the noise-free advection (version 1 files hold ``missing-physics-noisy``)."""
 SPLITS = ("train", "test")
 FIELDS = ("vorticity", "closure")
 ARRAYS = ("vorticity", "closure", "time", "step", "trajectory")
@@ -110,6 +113,8 @@ def _decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
             except json.JSONDecodeError:
                 pass
         out[k] = v
+    if "target" in out:
+        out["target"] = read_target(str(out["target"]), FORMAT, out.get("format_version"))
     return out
 
 

@@ -42,7 +42,7 @@ def write_synthetic_dataset(path: Path, n: int = 16, train_trajectories: int = 6
     rng = np.random.default_rng(seed)
     every = 0.1
     with h5py.File(path, "w") as h5:
-        h5.attrs.update({"format": "kolmo-dataset", "format_version": 1, "status": "complete",
+        h5.attrs.update({"format": "kolmo-dataset", "format_version": 2, "status": "complete",
                          "preset": "dong2026", "target": "missing-physics", "L": 1.0, "dt": 1e-3,
                          "n_fine": 4 * n, "n_coarse": n, "every": every, "seed": seed,
                          "snapshots_per_trajectory": snapshots,

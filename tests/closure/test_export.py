@@ -111,7 +111,7 @@ def test_metadata_round_trips_with_every_contract_key(tmp_path):
     assert meta == json.loads(json.dumps(res.metadata))
     assert set(REQUIRED) <= set(meta)
     assert (meta["format"], meta["format_version"], meta["family"], meta["regularizer"]) == (
-        "kolmo-closure", 1, "latent-fm", "ga")
+        "kolmo-closure", 2, "latent-fm", "ga")
     assert (meta["grid"], meta["nfe"], meta["steps"], meta["dtype"], meta["run_id"]) == (16, 1, 1, "float64", "run-7")
     assert meta["normalisation"] == {"omega": [0.1, 2.0], "H": [-0.3, 4.0]}
     assert meta["dataset_fingerprint"] == "abc" and meta["torch_version"] == torch.__version__

@@ -92,7 +92,7 @@ class NoSampleMethod(nn.Module):
 
 def metadata(**overrides: Any) -> dict[str, Any]:
     """Contract metadata of a dong2026 missing-physics closure on 16² (override any key)."""
-    meta = {"preset": "dong2026", "target": "missing-physics", "grid": 16, "L": 1.0, "dt": 1e-3,
+    meta = {"preset": "dong2026", "target": "missing-physics-noisy", "grid": 16, "L": 1.0, "dt": 1e-3,
             "family": "test-linear", "regularizer": None, "nfe": 1, "dtype": "float32",
             "normalisation": {"omega": [0.0, 1.0], "H": [0.0, 1.0]}, "dataset_fingerprint": "test",
             "run_id": "test-run"}
@@ -158,8 +158,8 @@ def build_truth_dataset(path: Path, fine: int = 64, coarse: int = 16, burn_in: f
             sim.advance()
     coarse_cfg = reduced_config(coarse)
     with h5py.File(path, "w") as h5:
-        h5.attrs.update({"format": "kolmo-dataset", "format_version": 1, "status": "complete", "preset": "dong2026",
-                         "target": "missing-physics", "config": cfg.to_json(), "coarse_config": coarse_cfg.to_json(),
+        h5.attrs.update({"format": "kolmo-dataset", "format_version": 2, "status": "complete", "preset": "dong2026",
+                         "target": "missing-physics-noisy", "config": cfg.to_json(), "coarse_config": coarse_cfg.to_json(),
                          "L": cfg.L, "dt": cfg.dt, "n_fine": fine, "n_coarse": coarse})
         for split, rows in (("test", len(times)), ("train", 0)):
             g = h5.create_group(split)

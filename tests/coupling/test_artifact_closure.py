@@ -93,7 +93,7 @@ def test_domain_and_preset_mismatches_name_both_values(make_artifact) -> None:
 
 
 def test_target_must_match_the_equations_advection(make_artifact) -> None:
-    with pytest.raises(TargetMismatchError, match="target 'missing-physics', which needs advection off, but the "
+    with pytest.raises(TargetMismatchError, match="target 'missing-physics-noisy', which needs advection off, but the "
                                                   "equation has advection=on"):
         Simulation(preset("dong2026", 16), closure=ArtifactClosure(make_artifact()))
     with pytest.raises(TargetMismatchError, match="target 'sgs', which needs advection on, but the equation has "

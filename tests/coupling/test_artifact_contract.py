@@ -55,7 +55,7 @@ def test_metadata_holds_every_contract_key_and_the_saved_module_equals_the_eager
     path = make_artifact(eager)
     meta = read_metadata(path)
     assert set(REQUIRED_METADATA) <= set(meta)
-    assert meta["format_version"] == 1 and meta["target"] == "missing-physics" and meta["grid"] == 16
+    assert meta["format_version"] == 2 and meta["target"] == "missing-physics-noisy" and meta["grid"] == 16
     assert meta["torch_version"] == torch.__version__
     loaded = load_artifact(path)
     g = torch.Generator().manual_seed(0)
@@ -69,7 +69,7 @@ def test_metadata_holds_every_contract_key_and_the_saved_module_equals_the_eager
     ("not-torchscript", "not a TorchScript archive"),
     ("no-metadata", "no metadata.json extra file"),
     ("foreign-format", "format 'something-else', expected 'kolmo-closure'"),
-    ("future-version", "format_version 2 is not supported; expected 1"),
+    ("future-version", r"format_version 3 is not supported; expected one of \[1, 2\]"),
     ("missing-key", r"metadata lacks \['dataset_fingerprint'\]"),
     ("bad-target", "target 'weather', expected one of"),
 ])
@@ -85,7 +85,7 @@ def test_missing_corrupt_or_foreign_files_raise_artifact_format_error(case: str,
         if case == "foreign-format":
             meta["format"] = "something-else"
         elif case == "future-version":
-            meta["format_version"] = 2
+            meta["format_version"] = 3
         elif case == "missing-key":
             del meta["dataset_fingerprint"]
         else:

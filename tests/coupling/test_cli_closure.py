@@ -28,8 +28,8 @@ def test_run_with_an_artifact_sets_the_reduced_model_from_its_target_and_says_so
     r = kolmo("run", "--closure", art, "--closure-every", 5, "--closure-jitter", 5e-5, "-b", 2, "--time", 0.02,
               "--save-every", 0.01, "--out", out)
     assert r.exit_code == 0, r.output
-    assert "closure target missing-physics: the paper's reduced model — advection off, stochastic forcing off, " \
-           "stepper cn-euler" in r.text
+    assert "closure target missing-physics-noisy: reduced model: advection off, stochastic forcing off (H holds " \
+           "it), stepper cn-euler" in r.text
     assert "device cpu, dtype float32, every 5 steps" in r.text and "closure calls" in r.text
     with h5py.File(out) as h5:
         cfg = json.loads(h5.attrs["config"])
@@ -43,7 +43,7 @@ def test_run_with_an_artifact_sets_the_reduced_model_from_its_target_and_says_so
 def test_run_refuses_advection_on_with_a_missing_physics_artifact(make_artifact, tmp_path: Path) -> None:
     r = kolmo("run", "--closure", make_artifact(), "--set", "advection=true", "--time", 0.01, "--out", tmp_path / "x.h5")
     assert r.exit_code == 2
-    assert "TargetMismatchError: the closure's target is 'missing-physics', which needs advection off, but " \
+    assert "TargetMismatchError: the closure's target is 'missing-physics-noisy', which needs advection off, but " \
            "advection=true was asked for explicitly" in r.text
 
 

@@ -46,9 +46,9 @@ def test_sum_and_scale_of_closures_add_and_scale_their_tendencies() -> None:
 def test_composition_combines_requirements_and_refuses_conflicting_targets(make_artifact) -> None:
     art = ArtifactClosure(make_artifact())
     combo = art + Constant(1.0)
-    assert combo.target == "missing-physics" and combo.grid_n == 16 and combo.preset == "dong2026"
+    assert combo.target == "missing-physics-noisy" and combo.grid_n == 16 and combo.preset == "dong2026"
     Simulation(reduced_config(16), closure=combo)  # validates through the terms
-    with pytest.raises(TargetMismatchError, match=r"cannot combine closures with targets \['missing-physics', 'sgs'\]"):
+    with pytest.raises(TargetMismatchError, match=r"cannot combine closures with targets \['missing-physics-noisy', 'sgs'\]"):
         art + Smagorinsky()
     with pytest.raises(GridMismatchError, match="different grid_n: 16 and 32"):
         art + ArtifactClosure(make_artifact(name="b.pt", grid=32, module=__import__(

@@ -28,7 +28,7 @@ def test_replay_holds_the_nearest_earlier_record_between_records(truth_dataset: 
         assert h.shape == (2, 16, 16)
         np.testing.assert_array_equal(h[0], h_true[record])
         np.testing.assert_array_equal(h[1], h_true[record])  # every member gets the true closure
-    assert c.target == "missing-physics" and c.grid_n == 16 and c.grid_L == 1.0 and c.preset == "dong2026"
+    assert c.target == "missing-physics-noisy" and c.grid_n == 16 and c.grid_L == 1.0 and c.preset == "dong2026"
 
 
 def test_replay_outside_the_records_is_a_range_error(truth_dataset: Path) -> None:
@@ -56,7 +56,7 @@ def test_bad_dataset_files_and_choices_are_typed_errors(truth_dataset: Path, tmp
 def test_replay_is_validated_against_the_solver(truth_dataset: Path) -> None:
     with pytest.raises(GridMismatchError, match="is for a 16² grid, but the solver runs 32²"):
         Simulation(reduced_config(32), closure=ReplayClosure(truth_dataset))
-    with pytest.raises(TargetMismatchError, match="target 'missing-physics', which needs advection off"):
+    with pytest.raises(TargetMismatchError, match="target 'missing-physics-noisy', which needs advection off"):
         Simulation(preset("dong2026", 16), closure=ReplayClosure(truth_dataset))
 
 
@@ -107,7 +107,7 @@ def test_the_fake_truth_equals_the_dataset_builders_pairs_and_replay_reads_build
 
     spec = DatasetSpec(preset="dong2026", fine=TRUTH["fine"], coarse=TRUTH["coarse"], trajectories=2,
                        test_trajectories=1, burn_in=TRUTH["burn_in"], t_end=TRUTH["burn_in"] + 0.35, every=0.1,
-                       seed=TRUTH["seed"])
+                       seed=TRUTH["seed"], target="missing-physics-noisy")
     built = tmp_path / "built.h5"
     build_dataset(spec, built, planner="estimate")
     with h5py.File(truth_dataset) as ours, h5py.File(built) as theirs:
@@ -116,7 +116,7 @@ def test_the_fake_truth_equals_the_dataset_builders_pairs_and_replay_reads_build
             a, b = theirs[f"train/{name}"][()], ours[f"test/{name}"][:4]
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
     c = ReplayClosure(built)  # test split: trajectory 1, from its first record
-    assert c.trajectory == 1 and c.target == "missing-physics" and c.grid_n == 16 and c.dt == 1e-3
+    assert c.trajectory == 1 and c.target == "missing-physics-noisy" and c.grid_n == 16 and c.dt == 1e-3
     sim = Simulation(reduced_config(16, t_end=0.3), closure=c, omega0=np.zeros((1, 16, 16)), planner="estimate")
     for _ in range(300):
         sim.advance()

@@ -16,7 +16,7 @@ def test_shipped_default_closure_is_a_one_step_latent_fm_for_dong2026_at_64() ->
     assert path.exists() and path.stat().st_size < 8 * 2**20  # a few MB at most
     meta = read_metadata(path)
     assert (meta["preset"], meta["target"], meta["grid"], meta["L"], meta["dt"]) == (
-        "dong2026", "missing-physics", 64, 1.0, 1e-3)
+        "dong2026", "missing-physics-noisy", 64, 1.0, 1e-3)
     assert meta["family"] == "latent-fm" and meta["nfe"] == 1
 
 

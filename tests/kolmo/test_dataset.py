@@ -67,11 +67,35 @@ def test_sgs_closure_makes_coarse_rhs_equal_the_filtered_fine_rhs_to_roundoff(me
     assert np.abs(closure_hat).max() > 1e-3 * np.abs(rhs).max()  # τ is not trivially zero
 
 
-@pytest.mark.parametrize("preset_name,target", [("dong2026", "missing-physics"), ("kolmogorov", "sgs")])
+@pytest.mark.parametrize("method", ["sharp", "gaussian"])
+def test_band_limited_sgs_closure_plus_coarse_rhs_equals_the_truncated_fine_rhs_on_the_resolved_band(
+        method: str) -> None:
+    """sgs-resolved: P_c[RHS_c(ω̄)] − P_c τ = P_c T G RHS_f(ω) to round-off on |n_x|,|n_y| < N_c/3, and the
+    closure is exactly zero outside that band (where the coarse model's own advection is zero too)."""
+    spec = DatasetSpec(preset="kolmogorov", fine=64, coarse=16, trajectories=2, test_trajectories=1,
+                       members_per_batch=2, filter=method, target="sgs-resolved")
+    fine = coarse_equation(spec.fine_config(), members=2, planner="estimate")
+    coarse = coarse_equation(spec.coarse_config(), members=2, planner="estimate")
+    omega_hat = np.fft.rfft2(np.random.default_rng(1).standard_normal((2, 64, 64)) * 5.0)
+    g = gaussian_filter_hat(fine.grid, n_coarse=16) if method == "gaussian" else np.ones(fine.grid.spectral_shape)
+    omega_bar_hat, closure_hat = sgs_closure_hat(fine, coarse, omega_hat, None if method == "sharp" else g,
+                                                 band_limited=True)
+    band = coarse.grid.mask
+    lhs = band * (coarse.rhs(omega_bar_hat) - coarse.forcing_hat) + closure_hat
+    rhs = band * truncate_hat(g * (fine.rhs(omega_hat) - fine.forcing_hat), 16)
+    assert np.abs(lhs - rhs).max() < 1e-12 * np.abs(rhs).max()
+    assert np.all(closure_hat[..., band == 0] == 0)
+    assert np.abs(closure_hat).max() > 1e-3 * np.abs(rhs).max()
+
+
+@pytest.mark.parametrize("preset_name,target", [("dong2026", "missing-physics"), ("dong2026", "missing-physics-noisy"),
+                                                ("kolmogorov", "sgs"), ("kolmogorov", "sgs-resolved")])
 def test_stored_pair_at_the_first_recording_is_the_target_definition_applied_to_the_fine_state(
         tmp_path: Path, preset_name: str, target: str) -> None:
-    """Burn-in 0: the first stored pair of trajectory j comes from member j's initial state; for
-    missing-physics H includes the noise drawn for the step that starts at the recording time."""
+    """Burn-in 0: the first stored pair of trajectory j comes from member j's initial state. The
+    noise-free missing-physics H is the fine run's dealiased advection, subsampled, to round-off;
+    missing-physics-noisy adds the noise drawn for the step that starts at the recording time;
+    sgs-resolved is sgs with the modes outside the coarse 2/3 band zeroed."""
     spec = DatasetSpec(preset=preset_name, fine=32, coarse=8, trajectories=2, test_trajectories=1, burn_in=0.0,
                        t_end=0.2, every=0.1, members_per_batch=2, seed=11, target=target)
     build(spec, tmp_path / "d.h5")
@@ -80,14 +104,19 @@ def test_stored_pair_at_the_first_recording_is_the_target_definition_applied_to_
         stored_w, stored_h = pairs.trajectory_pairs(j).vorticity[0], pairs.trajectory_pairs(j).closure[0]
         sim = Simulation(spec.fine_config().replace(members=1, first_member=j), planner="estimate")
         w_hat = sim.omega_hat.copy()
-        if target == "missing-physics":
+        if target.startswith("missing-physics"):
             sim.advance()
-            h_hat = missing_physics_closure_hat(sim.equation, w_hat, sim.step_tendency_hat)
+            noise = sim.step_tendency_hat if target == "missing-physics-noisy" else None
+            h_hat = missing_physics_closure_hat(sim.equation, w_hat, noise)
+            if noise is None:
+                np.testing.assert_array_equal(h_hat, -sim.equation.advection_hat(w_hat))
             w = subsample(np.fft.irfft2(w_hat), 8)[0]
             h = subsample(np.fft.irfft2(h_hat), 8)[0]
         else:
             coarse = coarse_equation(spec.coarse_config(), planner="estimate")
-            wb, hb = sgs_closure_hat(sim.equation, coarse, w_hat)
+            wb, hb = sgs_closure_hat(sim.equation, coarse, w_hat, band_limited=target == "sgs-resolved")
+            if target == "sgs-resolved":
+                assert np.all(hb[..., coarse.grid.mask == 0] == 0)
             w, h = np.fft.irfft2(wb)[0], np.fft.irfft2(hb)[0]
         np.testing.assert_allclose(stored_w, w, rtol=0, atol=1e-6 * np.abs(w).max())
         np.testing.assert_allclose(stored_h, h, rtol=0, atol=1e-6 * np.abs(h).max())
@@ -97,8 +126,10 @@ def _rollout_errors(path: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Relative L2 error vs the subsampled truth of the reduced coarse model started from the first pair,
     with the stored (true) closure replayed every step, and without closure."""
     traj = open_pairs(path, "train").trajectory_pairs(0)
-    coarse = open_pairs(path, "train").coarse_config.replace(initial="zero")
-    assert not coarse.advection and coarse.noise_sigma == 0 and coarse.stepper == "cn-euler"
+    pairs = open_pairs(path, "train")
+    coarse = pairs.coarse_config.replace(initial="zero")
+    assert not coarse.advection and coarse.stepper == "cn-euler"
+    assert coarse.noise_sigma == (0 if pairs.attrs["target"] == "missing-physics-noisy" else pairs.config.noise_sigma)
 
     def replay(state):  # the recording at step k is the closure for the step k -> k+1
         return traj.closure[state.step][None].astype(np.float64)
@@ -114,11 +145,16 @@ def _rollout_errors(path: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return errors[0], errors[1]
 
 
-def test_reduced_model_with_the_true_closure_is_exact_when_inviscid_and_stepped_like_the_truth(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target,noise", [("missing-physics-noisy", 5e-5), ("missing-physics", 0.0)])
+def test_reduced_model_with_the_true_closure_is_exact_when_inviscid_and_stepped_like_the_truth(
+        tmp_path: Path, target: str, noise: float) -> None:
     """ν = 0 and the truth stepped with cn-euler too: S commutes with forward Euler, so the reduced model
-    plus H reproduces the subsampled truth to float32 storage round-off (measured 4e-8 over 30 steps)."""
+    plus H reproduces the subsampled truth to float32 storage round-off (measured 4e-8 over 30 steps).
+    The noise-free target is checked on a noise-free truth (the reduced model's own noise draws are
+    other draws than the truth's)."""
     spec = DatasetSpec(preset="dong2026", fine=64, coarse=16, trajectories=1, test_trajectories=0, burn_in=0.5,
-                       t_end=0.53, every=1e-3, members_per_batch=1, seed=7, overrides={"nu": 0.0, "stepper": "cn-euler"})
+                       t_end=0.53, every=1e-3, members_per_batch=1, seed=7, target=target,
+                       overrides={"nu": 0.0, "stepper": "cn-euler", "noise_sigma": noise})
     build(spec, tmp_path / "mp.h5")
     with_h, without = _rollout_errors(tmp_path / "mp.h5", 30)
     assert with_h.max() < 1e-6
@@ -136,7 +172,7 @@ def test_reduced_model_with_the_true_closure_tracks_the_subsampled_truth_while_w
     the closure the reduced model only decays, and errs > 100× more (measured 4e-3).
     """
     spec = DatasetSpec(preset="dong2026", fine=64, coarse=16, trajectories=1, test_trajectories=0, burn_in=2.0,
-                       t_end=2.05, every=1e-3, members_per_batch=1, seed=7)
+                       t_end=2.05, every=1e-3, members_per_batch=1, seed=7, target="missing-physics-noisy")
     build(spec, tmp_path / "mp.h5")
     with_h, without = _rollout_errors(tmp_path / "mp.h5", 50)
     assert with_h.max() < 1e-4
@@ -178,7 +214,7 @@ def test_attributes_and_statistics_round_trip(tiny_file: Path) -> None:
     spec = tiny()
     p = open_pairs(tiny_file, "train")
     a = p.attrs
-    assert a["format"] == "kolmo-dataset" and a["status"] == "complete" and a["format_version"] == 1
+    assert a["format"] == "kolmo-dataset" and a["status"] == "complete" and a["format_version"] == 2
     assert a["preset"] == "dong2026" and a["target"] == "missing-physics" and a["coarse_graining"] == "subsample"
     assert "sigma_W xi" in a["target_definition"] and "every" in a["coarse_graining_definition"]
     assert a["n_fine"] == 32 and a["n_coarse"] == 8 and a["L"] == 1.0 and a["dt"] == 1e-3 and a["seed"] == 3
@@ -252,7 +288,7 @@ def test_resumed_build_equals_an_uninterrupted_one_without_recomputing_finished_
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kw,match", [
     ({"preset": "taylor-green"}, "unknown preset 'taylor-green'; valid: dong2026, kolmogorov"),
-    ({"target": "les"}, "unknown target 'les'; valid: missing-physics, sgs"),
+    ({"target": "les"}, "unknown closure target 'les'; valid: missing-physics, missing-physics-noisy, sgs, sgs-resolved"),
     ({"filter": "box"}, "unknown filter 'box'"),
     ({"filter": "gaussian"}, "does not apply to target 'missing-physics'"),
     ({"coarse": 12}, "coarse grid 12 must divide the fine grid 32"),
