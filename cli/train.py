@@ -13,10 +13,12 @@ from cli.common import console, friendly_errors
 
 HELP = """Train a stochastic closure model on a `kolmo dataset` file.
 
-Models: latent-fm, latent-si, latent-dm (target autoencoder + condition encoder + latent generator;
---reg none|mp|ga two-phase, or joint end to end) and fm, si, dm (generator on the physical field).
-Sampling defaults: FM one Euler step; SI 10 Euler-Maruyama steps; DM 10 Euler-Maruyama steps on the
-Karras grid. Checkpoints last.pt / best.pt (best validation loss; validation = whole training
+Models: latent-fm, latent-si, latent-dm, latent-mf, latent-reflow (target autoencoder + condition
+encoder + latent generator; --reg none|mp|ga two-phase, or joint end to end) and fm, si, dm, mf,
+reflow (generator on the physical field). Sampling defaults (NFE): FM one Euler step (1; lands on
+the conditional MEAN), MF one MeanFlow jump (1), reflow one Euler step on couplings drawn by a
+trained FM teacher (1; --teacher RUN_DIR), SI 10 Euler-Maruyama steps (10), DM 10 Euler-Maruyama
+steps on the Karras grid (10). Checkpoints last.pt / best.pt (best validation loss; validation = whole training
 trajectories held out) and run.json go to --out; --resume continues exactly.
 """
 
@@ -24,7 +26,9 @@ trajectories held out) and run.json go to --out; --resume continues exactly.
 def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (must not exist unless --resume)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset file from `kolmo dataset` (required for a new run)."),
-    model: Optional[str] = typer.Option(None, "--model", help="latent-fm, latent-si, latent-dm, fm, si or dm (required for a new run)."),
+    model: Optional[str] = typer.Option(None, "--model", help="latent-fm|si|dm|mf|reflow or fm|si|dm|mf|reflow (required for a new run)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="reflow only: run directory of the trained fm / latent-fm teacher (same data)."),
+    teacher_steps: Optional[int] = typer.Option(None, "--teacher-steps", help="reflow only: Euler steps of the teacher drawing the couplings (default 20)."),
     reg: Optional[str] = typer.Option(None, "--reg", help="Latent regularizer: none (default), mp, ga or joint."),
     autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Target autoencoder of latent models: conv (default) or pca."),
     condition: Optional[str] = typer.Option(None, "--condition", help="Condition encoder of latent models: encoder (default) or pooled (4x4 block average)."),
@@ -56,7 +60,9 @@ def train(
                                                              condition=condition, steps=steps, width=width, modes=modes,
                                                              si_source=si_source).items() if v is not None}
         train_opts: dict[str, Any] = {k: v for k, v in dict(epochs=epochs, ae_epochs=ae_epochs, batch=batch, lr=lr,
-                                                             device=device, seed=seed).items() if v is not None}
+                                                             device=device, seed=seed,
+                                                             teacher=str(teacher) if teacher else None,
+                                                             teacher_steps=teacher_steps).items() if v is not None}
         if data is not None:
             train_opts["data"] = str(data)
         if ga_landmarks is not None:

@@ -3,9 +3,9 @@
 The contract (normative, read by :mod:`coupling.artifact` and by C++/Fortran hosts) is written down in
 :mod:`coupling.artifact`; this module writes to it. The scripted :class:`ClosureArtifact` holds
 
-    physical ω (B, N, N) → ω_n = (ω − μ_ω)/σ_ω → condition coder → c
-    noise → source x0 (+ per-step noise) → sampler (fixed steps, owning the network) → x1
-    x1 → target decoder → H_n → H = σ_H H_n + μ_H (B, N, N), a vorticity tendency in solver units
+    physical ω (B, N, N) → ω_n = (ω − μ_ω)/σ_ω → ClosureSampler (closure.sampling: condition coder,
+    source, sampler with fixed steps, target decoder; the very module ClosureModel.sample runs)
+    → H_n → H = σ_H H_n + μ_H (B, N, N), a vorticity tendency in solver units
 
 with methods ``forward(omega)`` (noise drawn with ``torch.randn`` on ``omega``'s device and dtype),
 ``sample(omega, noise)`` (explicit noise, shape ``noise_shape(B)``: ``[B, 1, n, n]`` for FM and the VE
@@ -74,23 +74,15 @@ class ClosureArtifact(nn.Module):
     def __init__(self, model: ClosureModel, normalisation: Normalisation, steps: Optional[int] = None,
                  sampler: Optional[str] = None) -> None:
         super().__init__()
-        cfg = model.config
-        self.condition_coder = model.condition_coder
-        self.target_coder = model.target_coder
-        self.sampler = model.make_sampler(steps, sampler)
-        self.n_steps = int(self.sampler.n_steps)
-        self.stochastic = bool(model.stochastic_steps(sampler))
-        self.empirical = bool(cfg.family == "si" and cfg.si_source == "empirical")
-        self.grid = int(cfg.grid)
-        self.state_size = int(cfg.state_size)
+        self.pipeline = model.closure_sampler(steps, sampler)
+        self.sampler = self.pipeline.sampler
+        self.n_steps = int(self.pipeline.n_steps)
+        self.stochastic = bool(self.pipeline.stochastic)
+        self.grid = int(model.config.grid)
         self.omega_mean = float(normalisation.omega_mean)
         self.omega_std = float(normalisation.omega_std)
         self.closure_mean = float(normalisation.closure_mean)
         self.closure_std = float(normalisation.closure_std)
-        self.latent_shift = float(model.latent_shift)
-        self.latent_scale = float(model.latent_scale)
-        self.condition_shift = float(model.condition_shift)
-        self.condition_scale = float(model.condition_scale)
 
     def forward(self, omega: Tensor) -> Tensor:
         """One closure sample per member; noise from ``torch.randn`` on ``omega``'s device and dtype."""
@@ -100,9 +92,7 @@ class ClosureArtifact(nn.Module):
     @torch.jit.export
     def noise_shape(self, batch: int) -> List[int]:
         """``[B, 1, n, n]``, or ``[n_steps + 1, B, 1, n, n]`` for samplers with per-step noise."""
-        if self.stochastic:
-            return [self.n_steps + 1, batch, 1, self.state_size, self.state_size]
-        return [batch, 1, self.state_size, self.state_size]
+        return self.pipeline.noise_shape(batch)
 
     @torch.jit.export
     def sample(self, omega: Tensor, noise: Tensor) -> Tensor:
@@ -115,16 +105,7 @@ class ClosureArtifact(nn.Module):
         if list(noise.shape) != expected:
             raise ValueError("noise must have shape " + str(expected) + ", got " + str(list(noise.shape)))
         omega_n = ((omega - self.omega_mean) / self.omega_std).unsqueeze(1)
-        c = (self.condition_coder.encode(omega_n) - self.condition_shift) / self.condition_scale
-        x_init = noise
-        step_noise: Optional[Tensor] = None
-        if self.stochastic:
-            x_init = noise[0]
-            step_noise = noise[1:]
-        if self.empirical:
-            x_init = c
-        x1 = self.sampler(x_init, c, step_noise)
-        h_n = self.target_coder.decode(x1 * self.latent_scale + self.latent_shift)
+        h_n = self.pipeline(omega_n, noise)
         return h_n.squeeze(1) * self.closure_std + self.closure_mean
 
 

@@ -12,7 +12,18 @@ model          generator                                                  defaul
 ``latent-fm``  flow matching on the 1×n×n latent of ``H_n``                 FM Euler, 1 step (1)
 ``latent-si``  stochastic interpolant on the latent                         SI Euler–Maruyama, 10 steps (10)
 ``latent-dm``  VE-SDE score model on the latent                             VE EM, 10 steps, t ∈ [1e-3, 0.4]
+``latent-mf``  average velocity u(x_r, r, t) on the latent (MeanFlow)      MeanFlow jump, 1 step (1)
+``latent-reflow`` flow matching on (noise, sample) couplings drawn from a   FM Euler, 1 step (1)
+               trained ``latent-fm`` teacher (rectified flow / reflow)
+``mf``, ``reflow``  the same on the physical field
 =============  =========================================================  ==============================
+
+One plain FM Euler step lands on the conditional mean ``E[x1 | c]`` (no spread; SCIENCE.md §3). The two
+one-step generators that keep the conditional law are ``mf`` (trained through the MeanFlow identity,
+:class:`~closure.paths.MeanFlow`) and ``reflow`` (the teacher's multi-step sampler maps each noise
+``x0`` to a sample ``x1*``; FM on the coupled pairs straightens the paths, so one step lands on
+``x1*``, a sample of the teacher's law). A ``reflow`` model copies the teacher's coders,
+standardisation and network, then trains the network only (:mod:`closure.training`).
 
 Physical models condition on the normalised coarse vorticity ``ω_n`` itself; latent models on a
 condition latent (``condition="encoder"``: a :class:`~closure.autoencoders.ConvAutoencoder` of ``ω_n``;
@@ -59,20 +70,23 @@ from torch import Tensor, nn
 from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
 from closure.errors import ConfigurationError
 from closure.networks import ConditionalFNO, FNOConfig, count_flops, count_parameters
-from closure.paths import VESDE, FlowMatching, StochasticInterpolant, VEScoreNetwork, ve_std
-from closure.samplers import T_MAX_LATENT, T_MAX_PHYSICAL, T_MIN, FlowEuler, InterpolantEulerMaruyama, Sampler, \
-    VEEulerMaruyama, VEHeun
+from closure.paths import VESDE, FlowMatching, MeanFlow, StochasticInterpolant, VEScoreNetwork, ve_std
+from closure.samplers import T_MAX_LATENT, T_MAX_PHYSICAL, T_MIN, FlowEuler, InterpolantEulerMaruyama, MeanFlowJump, \
+    Sampler, VEEulerMaruyama, VEHeun
+from closure.sampling import ClosureSampler, destandardise, standardise
 
 __all__ = ["MODELS", "REGULARIZERS", "AUTOENCODERS", "CONDITIONS", "ModelConfig", "FieldIdentity",
            "ClosureModel", "build_model"]
 
-MODELS = ("latent-fm", "latent-si", "latent-dm", "fm", "si", "dm")
+MODELS = ("latent-fm", "latent-si", "latent-dm", "latent-mf", "latent-reflow", "fm", "si", "dm", "mf", "reflow")
+ONE_STEP_STOCHASTIC = ("mf", "reflow")
+"""Families whose single network evaluation draws from the conditional law (not its mean)."""
 REGULARIZERS = ("none", "mp", "ga", "joint")
 AUTOENCODERS = ("conv", "pca")
 CONDITIONS = ("encoder", "pooled")
 SI_SOURCES = ("gaussian", "empirical")
 DM_SAMPLERS = ("em", "heun")
-DEFAULT_STEPS = {"fm": 1, "si": 10, "dm": 10}
+DEFAULT_STEPS = {"fm": 1, "si": 10, "dm": 10, "mf": 1, "reflow": 1}
 HEUN_STEPS = 18
 
 
@@ -146,7 +160,7 @@ class ModelConfig:
     # ------------------------------------------------------------------ derived
     @property
     def family(self) -> str:
-        """``"fm"``, ``"si"`` or ``"dm"``."""
+        """``"fm"``, ``"si"``, ``"dm"``, ``"mf"`` or ``"reflow"``."""
         return self.model.split("-")[-1]
 
     @property
@@ -164,8 +178,10 @@ class ModelConfig:
 
     @property
     def trains_autoencoders(self) -> bool:
-        """Whether a separate autoencoder phase precedes the generator (two-phase training)."""
-        return self.latent and self.reg != "joint" and (self.autoencoder == "conv" or self.condition == "encoder")
+        """Whether a separate autoencoder phase precedes the generator (two-phase training; a ``reflow``
+        model takes its teacher's coders)."""
+        return (self.latent and self.reg != "joint" and self.family != "reflow"
+                and (self.autoencoder == "conv" or self.condition == "encoder"))
 
     def resolved_steps(self, sampler: Optional[str] = None) -> int:
         if self.steps is not None:
@@ -180,7 +196,8 @@ class ModelConfig:
         modes = self.modes if self.modes is not None else min(preset.modes, n // 2)
         width = self.width if self.width is not None else preset.width
         return FNOConfig(channels=1, cond_channels=1, modes=modes, width=width, n_layers=self.n_layers,
-                         time_embedding_dim=self.time_embedding_dim, projection_width=self.projection_width)
+                         time_embedding_dim=self.time_embedding_dim, projection_width=self.projection_width,
+                         two_times=self.family == "mf")
 
     def resolved_ae_channels(self) -> tuple[int, ...]:
         if self.ae_channels is not None:
@@ -354,28 +371,34 @@ class ClosureModel(nn.Module):
     # ------------------------------------------------------------------ maps
     def encode_condition(self, omega_n: Tensor) -> Tensor:
         """Condition ``c`` ``(B, 1, n, n)`` of the generator from ``ω_n`` ``(B, 1, N, N)``."""
-        z = self.condition_coder.encode(omega_n)
-        return (z - self.condition_shift.to(z.dtype)) / self.condition_scale.to(z.dtype)
+        return standardise(self.condition_coder.encode(omega_n), self.condition_shift, self.condition_scale)
 
     def encode_target(self, closure_n: Tensor) -> Tensor:
         """Generator target ``x1`` ``(B, 1, n, n)`` from ``H_n`` ``(B, 1, N, N)``."""
-        z = self.target_coder.encode(closure_n)
-        return (z - self.latent_shift.to(z.dtype)) / self.latent_scale.to(z.dtype)
+        return standardise(self.target_coder.encode(closure_n), self.latent_shift, self.latent_scale)
 
     def decode_target(self, x1: Tensor) -> Tensor:
         """``H_n`` ``(B, 1, N, N)`` from a generator state ``x1`` ``(B, 1, n, n)``."""
-        return self.target_coder.decode(x1 * self.latent_scale.to(x1.dtype) + self.latent_shift.to(x1.dtype))
+        return self.target_coder.decode(destandardise(x1, self.latent_shift, self.latent_scale))
 
     # ------------------------------------------------------------------ generation
-    def path_loss(self, x1: Tensor, c: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    def path_loss(self, x1: Tensor, c: Tensor, generator: Optional[torch.Generator] = None,
+                  x0: Optional[Tensor] = None) -> Tensor:
         """Training loss of the generator on targets ``x1`` and conditions ``c`` (both ``(B, 1, n, n)``).
 
-        FM: ``mean ‖v(t, x_t, c) − (x1 − x0)‖²``; SI: ``mean ‖b(t, x_t, c) − R_t‖²`` (``x0 = c`` for the
-        empirical source); DM: ``mean ‖σ_t s(t, x_t, c) + z‖²`` (see :mod:`closure.paths`).
+        FM: ``mean ‖v(t, x_t, c) − (x1 − x0)‖²``; reflow: the same on teacher couplings ``(x0, x1)`` (``x0``
+        required); MF: the MeanFlow loss; SI: ``mean ‖b(t, x_t, c) − R_t‖²`` (``x0 = c`` for the empirical
+        source); DM: ``mean ‖σ_t s(t, x_t, c) + z‖²`` (see :mod:`closure.paths`).
         """
         family = self.config.family
         if family == "fm":
             return FlowMatching().loss(self.network, x1, c, generator=generator)
+        if family == "reflow":
+            if x0 is None:
+                raise ConfigurationError("a reflow model trains on teacher couplings: pass their source noise x0")
+            return FlowMatching().loss(self.network, x1, c, x0=x0, generator=generator)
+        if family == "mf":
+            return MeanFlow().loss(self.network, x1, c, generator=generator)
         if family == "si":
             si = StochasticInterpolant(self.config.si_source, self.config.si_noise)
             x0 = c if self.config.si_source == "empirical" else None
@@ -390,8 +413,8 @@ class ClosureModel(nn.Module):
             return "dm-" + kind
         if sampler is not None and sampler not in ("em", "euler"):
             raise ConfigurationError(f"sampler {sampler!r} applies to dm models only; {self.config.model} uses "
-                                     f"{'Euler' if family == 'fm' else 'Euler-Maruyama'}")
-        return family
+                                     f"{'Euler-Maruyama' if family == 'si' else 'its own deterministic jumps'}")
+        return "fm" if family == "reflow" else family
 
     def make_sampler(self, steps: Optional[int] = None, sampler: Optional[str] = None) -> Sampler:
         """The scriptable sampler (owning :attr:`network`) with ``steps`` steps (default per family)."""
@@ -402,6 +425,8 @@ class ClosureModel(nn.Module):
         cfg = self.config
         if kind == "fm":
             return FlowEuler(self.network, n)
+        if kind == "mf":
+            return MeanFlowJump(self.network, n)
         if kind == "si":
             return InterpolantEulerMaruyama(self.network, n, cfg.si_noise)
         if kind == "dm-em":
@@ -421,19 +446,32 @@ class ClosureModel(nn.Module):
             return [k + 1] + base
         return base
 
+    def closure_sampler(self, steps: Optional[int] = None, sampler: Optional[str] = None) -> ClosureSampler:
+        """The :class:`~closure.sampling.ClosureSampler` of this model for ``steps`` and ``sampler`` (built once
+        per setting and kept; it shares the model's coders, network and standardisation buffers)."""
+        key = (steps, sampler)
+        cache: dict = self.__dict__.setdefault("_closure_samplers", {})
+        if key not in cache:
+            cfg = self.config
+            cache[key] = ClosureSampler(self.condition_coder, self.target_coder, self.make_sampler(steps, sampler),
+                                        self.latent_shift, self.latent_scale, self.condition_shift,
+                                        self.condition_scale, self.stochastic_steps(sampler),
+                                        cfg.family == "si" and cfg.si_source == "empirical", cfg.state_size)
+        return cache[key]
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "ClosureModel":
+        # .to() / .double() may replace buffers: samplers built before would hold the old ones
+        self.__dict__.pop("_closure_samplers", None)
+        return super()._apply(fn, *args, **kwargs)
+
     def sample(self, omega_n: Tensor, noise: Tensor, steps: Optional[int] = None,
                sampler: Optional[str] = None) -> Tensor:
         """One closure sample ``H_n`` ``(B, 1, N, N)`` per condition ``ω_n`` ``(B, 1, N, N)``.
 
         ``noise`` is standard normal with shape :meth:`noise_shape` (explicit, so samples are
-        reproducible). Eager only; exported artifacts wrap the same parts (:mod:`closure.export`).
+        reproducible). Runs :meth:`closure_sampler`, the module exported artifacts script.
         """
-        s = self.make_sampler(steps, sampler)
-        c = self.encode_condition(omega_n)
-        x_init, step_noise = split_noise(noise, self.stochastic_steps(sampler))
-        if self.config.family == "si" and self.config.si_source == "empirical":
-            x_init = c
-        return self.decode_target(s(x_init, c, step_noise))
+        return self.closure_sampler(steps, sampler)(omega_n, noise)
 
     # ------------------------------------------------------------------ cost
     def nfe(self, steps: Optional[int] = None, sampler: Optional[str] = None) -> int:
@@ -468,13 +506,6 @@ class ClosureModel(nn.Module):
                  "network": count_parameters(self.network, trainable_only=False)}
         parts["total"] = sum(parts.values())
         return parts
-
-
-def split_noise(noise: Tensor, stochastic: bool) -> tuple[Tensor, Optional[Tensor]]:
-    """Unpack ``noise`` into the source sample and the per-step noise (``None`` when deterministic)."""
-    if stochastic:
-        return noise[0], noise[1:]
-    return noise, None
 
 
 def build_model(config: ModelConfig | dict[str, Any], **overrides: Any) -> ClosureModel:

@@ -231,6 +231,9 @@ class FNOConfig:
         Standard deviation of the embedding frequencies (30 in the reference).
     projection_width : int
         Hidden channels of the final 1×1 projection (128 in the reference FNO).
+    two_times : bool
+        Whether the network also takes the end time ``t_end`` of a jump (average-velocity models,
+        :class:`closure.paths.MeanFlow`): the time embedding becomes ``e(t) + e'(t_end − t)``.
     """
 
     channels: int = 1
@@ -241,6 +244,7 @@ class FNOConfig:
     time_embedding_dim: int = 64
     time_scale: float = 30.0
     projection_width: int = 128
+    two_times: bool = False
 
     @classmethod
     def physical(cls, channels: int = 1, cond_channels: int = 1) -> "FNOConfig":
@@ -309,6 +313,9 @@ class ConditionalFNO(nn.Module):
         self.cond_channels = config.cond_channels
         self.time_embedding = GaussianFourierEmbedding(e, config.time_scale)
         self.time_dense = nn.Linear(e, e)
+        self.two_times = bool(config.two_times)
+        self.interval_embedding = GaussianFourierEmbedding(e, config.time_scale) if config.two_times else nn.Identity()
+        self.interval_dense = nn.Linear(e, e) if config.two_times else nn.Identity()
         self.lift_x = nn.Conv2d(config.channels, w, kernel_size=1)
         self.lift_c = nn.Conv2d(config.cond_channels, w, kernel_size=1)
         last = config.n_layers - 1
@@ -322,17 +329,19 @@ class ConditionalFNO(nn.Module):
         self.project_hidden = nn.Conv2d(w, config.projection_width, kernel_size=1)
         self.project_out = nn.Conv2d(config.projection_width, config.channels, kernel_size=1)
 
-    def forward(self, t: Tensor, x_t: Tensor, c: Tensor) -> Tensor:
+    def forward(self, t: Tensor, x_t: Tensor, c: Tensor, t_end: Optional[Tensor] = None) -> Tensor:
         """Evaluate the field.
 
         Parameters
         ----------
         t : Tensor, shape (B,) or ()
-            Path time.
+            Path time (for ``two_times`` networks: the start ``r`` of the jump).
         x_t : Tensor, shape (B, C, n, n)
             State.
         c : Tensor, shape (B, Cc, m, m)
             Condition; ``m`` a multiple or divisor of ``n``.
+        t_end : Tensor, shape (B,) or (), optional
+            End time of the jump (``two_times`` networks only; required there).
 
         Returns
         -------
@@ -350,7 +359,13 @@ class ConditionalFNO(nn.Module):
         batch = x_t.shape[0]
         if t.dim() == 0:
             t = t.expand(batch)
-        e = F.gelu(self.time_dense(self.time_embedding(t.to(x_t.dtype))))
+        a = self.time_dense(self.time_embedding(t.to(x_t.dtype)))
+        if self.two_times:
+            if t_end is None:
+                raise ValueError("this network takes the end time of the jump: call it with t_end")
+            d = (t_end.to(x_t.dtype) - t.to(x_t.dtype)).expand(batch)
+            a = a + self.interval_dense(self.interval_embedding(d))
+        e = F.gelu(a)
         h = self.lift_x(x_t)
         for layer in self.x_layers:
             h = layer(h, e)
@@ -383,7 +398,7 @@ class ConditionalFNO(nn.Module):
         per_layer_pointwise = 2.0 * w * w * pixels
         fourier = 2 * L * (per_layer_spectral + per_layer_pointwise)
         lifting = 2.0 * (cfg.channels + cfg.cond_channels) * w * pixels
-        time = 2.0 * e * e + L * 2.0 * e * w
+        time = 2.0 * e * e * (2 if cfg.two_times else 1) + L * 2.0 * e * w
         fusion = 2.0 * (2 * w * w + w * cfg.projection_width + cfg.projection_width * cfg.channels) * pixels
         return fourier + lifting + time + fusion
 
@@ -408,6 +423,8 @@ class ConditionalMLP(nn.Module):
         Gaussian-Fourier features of ``t`` (``t`` itself is always appended).
     time_scale : float
         Standard deviation of the embedding frequencies.
+    two_times : bool
+        Also take the end time ``t_end`` of a jump (features ``t_end − t`` and its embedding).
     """
 
     def __init__(
@@ -418,6 +435,7 @@ class ConditionalMLP(nn.Module):
         depth: int = 3,
         time_embedding_dim: int = 16,
         time_scale: float = 1.0,
+        two_times: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -427,14 +445,17 @@ class ConditionalMLP(nn.Module):
         d_x = int(math.prod(state_shape))
         d_c = int(math.prod(cond_shape))
         self.time_embedding = GaussianFourierEmbedding(time_embedding_dim, time_scale)
-        layers: List[nn.Module] = [nn.Linear(d_x + d_c + 1 + time_embedding_dim, hidden), nn.SiLU()]
+        self.two_times = bool(two_times)
+        d_t = (1 + time_embedding_dim) * (2 if two_times else 1)
+        layers: List[nn.Module] = [nn.Linear(d_x + d_c + d_t, hidden), nn.SiLU()]
         for _ in range(depth - 1):
             layers += [nn.Linear(hidden, hidden), nn.SiLU()]
         layers.append(nn.Linear(hidden, d_x))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, t: Tensor, x_t: Tensor, c: Tensor) -> Tensor:
-        """Evaluate on ``t (B,)``, ``x_t (B, C, n, n)``, ``c (B, Cc, m, m)``; returns ``(B, C, n, n)``."""
+    def forward(self, t: Tensor, x_t: Tensor, c: Tensor, t_end: Optional[Tensor] = None) -> Tensor:
+        """Evaluate on ``t (B,)``, ``x_t (B, C, n, n)``, ``c (B, Cc, m, m)`` (and ``t_end (B,)`` for
+        ``two_times``); returns ``(B, C, n, n)``."""
         if list(x_t.shape[1:]) != self.state_shape:
             raise ValueError(
                 "x_t must have shape (B, " + str(self.state_shape) + "), got " + str(list(x_t.shape))
@@ -445,10 +466,13 @@ class ConditionalMLP(nn.Module):
         if t.dim() == 0:
             t = t.expand(batch)
         t = t.to(x_t.dtype)
-        features = torch.cat(
-            [x_t.reshape(batch, -1), c.reshape(batch, -1), t[:, None], self.time_embedding(t)], dim=1
-        )
-        return self.net(features).reshape(x_t.shape)
+        parts = [x_t.reshape(batch, -1), c.reshape(batch, -1), t[:, None], self.time_embedding(t)]
+        if self.two_times:
+            if t_end is None:
+                raise ValueError("this network takes the end time of the jump: call it with t_end")
+            d = (t_end.to(x_t.dtype) - t).expand(batch)
+            parts += [d[:, None], self.time_embedding(d)]
+        return self.net(torch.cat(parts, dim=1)).reshape(x_t.shape)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

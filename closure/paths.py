@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PathSample", "FlowMatching", "StochasticInterpolant", "VESDE", "VEScoreNetwork", "ve_std"]
+__all__ = ["PathSample", "FlowMatching", "MeanFlow", "StochasticInterpolant", "VESDE", "VEScoreNetwork", "ve_std"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,95 @@ class FlowMatching:
         """Mean squared error ``mean ‖v(t, x_t, c) − (x1 − x0)‖²`` over batch and elements."""
         s = self.sample(x1, x0=x0, t=t, generator=generator)
         return torch.mean((network(s.t, s.x_t, c) - s.target) ** 2)
+
+
+ADAPTIVE_EPS = 1e-3
+"""``ε`` of MeanFlow's adaptive loss weight ``(e + ε)^{-p}``."""
+
+
+class MeanFlow:
+    r"""Average velocity on the linear path (MeanFlow, Geng et al. 2025), in this project's time convention.
+
+    Noise ``x0`` at ``t = 0``, data ``x1`` at ``t = 1``, ``x_t = (1 − t) x0 + t x1``. The average velocity
+    of the probability-flow ODE between ``r ≤ t`` is ``u(x_r, r, t) = (x_t − x_r)/(t − r)`` along the
+    trajectory through ``x_r`` (``u → v`` as ``r → t``). Differentiating ``(t − r) u = x_t − x_r`` in ``r``
+    with ``x_r`` moving on its trajectory gives the MeanFlow identity (SCIENCE.md §3)
+
+    .. math:: u = v + (t - r)\,rac{du}{dr},\qquad rac{du}{dr} = \partial_r u + (
+abla_x u)\,v ,
+
+    one forward-mode JVP of the network with tangent ``(v, 1, 0)`` on ``(x_r, r, t)``. The loss regresses
+    the network on the stop-gradient target,
+
+    .. math:: L = \mathbb E\,ig\|u_	heta(x_r, r, t, c) - \mathrm{sg}ig(v_r + (t - r)\,
+              	frac{d u_	heta}{dr}ig)ig\|^2,\qquad v_r = x_1 - x_0,
+
+    with ``(r, t)`` two sorted uniform times, and ``r = t`` (plain flow matching) for a share
+    ``equal_fraction`` of the pairs. The exact minimiser maps noise to a sample of ``p(x1 | c)`` in ONE
+    step, ``x1 = x0 + u(x0, 0, 1, c)``: the jump along the ODE, not the first tangent (which would land on
+    ``E[x1 | c]``, see :class:`FlowMatching`). Closed-form check: for ``v = a τ`` the average velocity
+    ``u = a (t + r)/2`` satisfies the identity.
+
+    The network is called ``network(r, x_r, c, t)`` (start time first, the end time as ``t_end``).
+
+    The per-sample squared error ``e`` is weighted by ``sg((e + ε)^{-p})`` (MeanFlow's adaptive loss, ``p = 1``
+    by default: a robust, scale-free loss; ``p = 0`` is the plain mean squared error).
+
+    Parameters
+    ----------
+    equal_fraction : float
+        Share of pairs with ``r = t`` (0.5 in SCIENCE.md's toy check; the MeanFlow paper uses 0.75).
+    adaptive_power : float
+        ``p`` of the adaptive weighting.
+    """
+
+    def __init__(self, equal_fraction: float = 0.5, adaptive_power: float = 1.0) -> None:
+        if not 0.0 <= equal_fraction <= 1.0:
+            raise ValueError(f"equal_fraction must lie in [0, 1], got {equal_fraction}")
+        if not adaptive_power >= 0.0:
+            raise ValueError(f"adaptive_power must be >= 0, got {adaptive_power}")
+        self.equal_fraction = float(equal_fraction)
+        self.adaptive_power = float(adaptive_power)
+
+    def times(self, batch: int, like: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
+        """``(r, t)`` of shape ``(B,)``: sorted uniform pairs, ``r = t`` for a share ``equal_fraction``."""
+        a = _uniform_times(batch, 0.0, like, generator)
+        b = _uniform_times(batch, 0.0, like, generator)
+        r, t = torch.minimum(a, b), torch.maximum(a, b)
+        equal = torch.rand(batch, generator=generator, device=like.device, dtype=like.dtype) < self.equal_fraction
+        return torch.where(equal, t, r), t
+
+    def target(self, network: nn.Module, x_r: Tensor, r: Tensor, t: Tensor, v: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """Network output ``u_θ(x_r, r, t, c)`` (with graph) and the stop-gradient MeanFlow target."""
+
+        def u(x: Tensor, r_: Tensor, t_: Tensor) -> Tensor:
+            return network(r_, x, c, t_)
+
+        out, du_dr = torch.func.jvp(u, (x_r, r, t), (v, torch.ones_like(r), torch.zeros_like(t)))
+        target = v + _broadcast_time(t - r, v) * du_dr
+        return out, target.detach()
+
+    def loss(
+        self,
+        network: nn.Module,
+        x1: Tensor,
+        c: Tensor,
+        x0: Optional[Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """Mean squared error between ``u_θ`` and the MeanFlow target over batch and elements."""
+        if x0 is None:
+            x0 = _randn_like(x1, generator)
+        _check_same_shape(x0, x1, "x0", "x1")
+        r, t = self.times(x1.shape[0], x1, generator)
+        rb = _broadcast_time(r, x1)
+        x_r = (1.0 - rb) * x0 + rb * x1
+        out, target = self.target(network, x_r, r, t, x1 - x0, c)
+        err = ((out - target) ** 2).reshape(x1.shape[0], -1).mean(dim=1)
+        if self.adaptive_power == 0.0:
+            return err.mean()
+        weight = (err.detach() + ADAPTIVE_EPS) ** (-self.adaptive_power)
+        return (weight * err).mean()
 
 
 class StochasticInterpolant:

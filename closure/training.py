@@ -49,6 +49,7 @@ from closure.autoencoders import ConvAutoencoder
 from closure.data import ClosurePairs, DatasetInfo, Normalisation, read_info, split_trajectories
 from closure.errors import CheckpointError, CheckpointMismatchError, ConfigurationError, OutputExistsError
 from closure.models import ClosureModel, ModelConfig
+from closure.sampling import standardise
 from closure.regularizers import GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
     geometry_aware_loss, metric_preserving_loss
 from coupling.artifact import resolve_device
@@ -91,6 +92,11 @@ class TrainConfig:
         GA weight and PHATE settings (``None``: exact potentials).
     joint_closure_weight, joint_omega_weight, joint_kl_weight : float
         Weights of ``MSE_H``, ``MSE_ω`` and ``KL_batch`` in joint training (1000, 1, 0.1).
+    teacher : str, optional
+        Run directory of the trained ``fm`` / ``latent-fm`` teacher of a ``reflow`` model (required there,
+        refused elsewhere). The student copies its architecture, coders, standardisation and network.
+    teacher_steps : int
+        Euler steps of the teacher's sampler that draws the couplings ``x0 → x1*`` (default 20).
     """
 
     data: str
@@ -113,6 +119,8 @@ class TrainConfig:
     joint_closure_weight: float = 1000.0
     joint_omega_weight: float = 1.0
     joint_kl_weight: float = KL_WEIGHT
+    teacher: Optional[str] = None
+    teacher_steps: int = 20
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "ae_epochs"):
@@ -124,6 +132,13 @@ class TrainConfig:
             raise ConfigurationError(f"batch = {self.batch} with MP needs more than k = {self.mp_k} members")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigurationError(f"lr = {self.lr}; expected a positive number")
+        if self.model.family == "reflow" and not self.teacher:
+            raise ConfigurationError(f"model {self.model.model} trains on couplings drawn by a trained flow-matching "
+                                     "teacher: pass --teacher RUN_DIR (a latent-fm or fm run on the same data)")
+        if self.model.family != "reflow" and self.teacher:
+            raise ConfigurationError(f"--teacher applies to reflow models only; model {self.model.model} has none")
+        if self.teacher_steps < 1:
+            raise ConfigurationError(f"teacher_steps = {self.teacher_steps}; expected >= 1")
         if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
             raise ConfigurationError(f"StepLR({self.lr_step}, {self.lr_gamma}); expected step >= 1, 0 < gamma <= 1")
         self.model.validate()
@@ -377,12 +392,16 @@ class _Trainer:
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.scheduler: Optional[torch.optim.lr_scheduler.StepLR] = None
         self.restored_optim: Optional[dict[str, Any]] = None
+        self.teacher: Optional[ClosureModel] = load_run(config.teacher).model.to(device).eval() \
+            if config.teacher else None
 
     # ------------------------------------------------------------------ state
     def start_fresh(self) -> None:
         self.run_id = f"{self.config.model.model}-{self.config.model.reg}-" \
                       f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.model.fit_pca(self.data["train"][1])
+        if self.teacher is not None:  # reflow: start from the teacher (same architecture, see train())
+            self.model.load_state_dict(self.teacher.state_dict())
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.run_id = ckpt["run_id"]
@@ -472,10 +491,12 @@ class _Trainer:
         self.restored_optim = None
         if phase == "autoencoder" and cfg.model.reg == "ga":
             self.potentials = self.compute_potentials()
-        if phase in ("generator", "joint") and fresh:
+        if phase in ("generator", "joint") and fresh and self.teacher is None:
             self.standardise()
         if phase == "generator":
             self.latents = {name: self.encode_all(*self.data[name]) for name in ("train", "validation")}
+            if self.teacher is not None:
+                self.latents = {name: self.couplings(name, *pair) for name, pair in self.latents.items()}
 
     def compute_potentials(self) -> Tensor:
         """PHATE diffusion potentials ``U`` of the training closures (rows: pairs); ``D = cdist(U, U)``."""
@@ -504,17 +525,28 @@ class _Trainer:
         self.model.set_standardisation((latent[0], latent[1] / cfg.state_std()), condition)
 
     @torch.no_grad()
-    def encode_all(self, omega: Tensor, closure: Tensor) -> tuple[Tensor, Tensor]:
+    def encode_all(self, omega: Tensor, closure: Tensor) -> tuple[Tensor, ...]:
         z, c = self.raw_latents(omega, closure)
         m = self.model
-        return ((z - m.latent_shift.to(z.dtype)) / m.latent_scale.to(z.dtype),
-                (c - m.condition_shift.to(c.dtype)) / m.condition_scale.to(c.dtype))
+        return (standardise(z, m.latent_shift, m.latent_scale), standardise(c, m.condition_shift, m.condition_scale))
+
+    @torch.no_grad()
+    def couplings(self, split: str, x1: Tensor, c: Tensor) -> tuple[Tensor, ...]:
+        """Reflow pairs of ``split``: ``(x1*, c, x0)`` with ``x0 ~ N(0, I)`` (fixed seed per split) and
+        ``x1* = teacher_sampler(x0, c)`` (``teacher_steps`` Euler steps; one coupling per training pair)."""
+        assert self.teacher is not None
+        seed = self.config.seed + (2 if split == "train" else 3) * _VALIDATION_SEED_OFFSET
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        x0 = torch.randn(x1.shape, generator=gen, device=self.device, dtype=x1.dtype)
+        sampler = self.teacher.make_sampler(self.config.teacher_steps)
+        x1_star = torch.cat([sampler(x0[i:i + 256], c[i:i + 256]) for i in range(0, x0.shape[0], 256)])
+        return x1_star, c, x0
 
     # ------------------------------------------------------------------ losses
     def loss(self, phase: str, split: str, idx: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         if phase == "generator":
-            x1, c = self.latents[split]
-            gen = self.model.path_loss(x1[idx], c[idx], generator)
+            x1, c, *source = self.latents[split]
+            gen = self.model.path_loss(x1[idx], c[idx], generator, x0=source[0][idx] if source else None)
             return gen, {"gen": gen}
         omega, closure = self.data[split]
         if phase == "autoencoder":
@@ -594,6 +626,19 @@ class _Trainer:
         return totals / max(count, 1)
 
 
+def _reflow_student(config: TrainConfig, info: DatasetInfo) -> ModelConfig:
+    """The student architecture of a reflow run: the teacher's, with the reflow model name (one step)."""
+    teacher = load_run(str(config.teacher))
+    tcfg = teacher.config.model
+    if tcfg.family != "fm":
+        raise ConfigurationError(f"--teacher {config.teacher} is a {tcfg.model} run; reflow needs a flow-matching "
+                                 "teacher (fm or latent-fm)")
+    if teacher.dataset.get("fingerprint") != info.fingerprint:
+        raise CheckpointMismatchError(f"--teacher {config.teacher} was trained on data with fingerprint "
+                                      f"{teacher.dataset.get('fingerprint')}, not {info.fingerprint} ({config.data})")
+    return replace(tcfg, model="latent-reflow" if tcfg.latent else "reflow", steps=None)
+
+
 def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
           progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainResult:
     """Train (or resume) a closure model into the run directory ``out``.
@@ -619,6 +664,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
     device = resolve_device(config.device)
     info = read_info(config.data)
     config = replace(config, model=replace(config.model, grid=info.grid))
+    if config.model.family == "reflow" and config.teacher:
+        config = replace(config, model=_reflow_student(config, info))
     ckpt = None
     if resume:  # compare first: a mismatch is the clearer message
         ckpt = read_checkpoint(out / "last.pt")

@@ -43,6 +43,8 @@ def tiny(model: str, **kw) -> ClosureModel:
     ("latent-dm", {"reg": "joint"}),
     ("fm", {}),
     ("dm", {"dm_sampler": "heun", "steps": 3}),
+    ("latent-mf", {"reg": "mp"}),
+    ("latent-reflow", {"condition": "pooled"}),
 ])
 def test_scripted_artifact_equals_the_eager_model_on_fixed_noise(model, kw, tmp_path):
     m = tiny(model, **kw)

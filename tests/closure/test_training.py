@@ -168,3 +168,45 @@ def test_diffusion_state_is_scaled_to_a_quarter_of_the_reference_start_std(data,
     train(config(data, model="latent-dm", reg="joint", epochs=1), tmp_path / "j")
     joint = load_run(tmp_path / "j", "last").model
     assert float(joint.latent_scale) == pytest.approx(1 / (0.25 * float(ve_std(torch.tensor(0.4), 30.0))), rel=1e-6)
+
+
+def test_reflow_student_starts_from_its_teacher_trains_on_its_couplings_and_resumes_exactly(data, tmp_path):
+    """latent-reflow: the teacher's coders and standardisation are copied and stay frozen, only the
+    network trains; couplings are redrawn identically on resume (2 + 1 epochs == 3 epochs, bitwise)."""
+    train(config(data, epochs=2), tmp_path / "teacher")
+    student = TrainConfig(data=str(data), model=ModelConfig(model="latent-reflow"), epochs=2, batch=8,
+                          teacher=str(tmp_path / "teacher"), teacher_steps=4)
+    res = train(student, tmp_path / "s")
+    assert [h["phase"] for h in res.history] == ["generator", "generator"]
+    teacher, loaded = load_run(tmp_path / "teacher").model, load_run(tmp_path / "s", "last")
+    assert loaded.config.model.model == "latent-reflow" and loaded.config.model.width == 8  # teacher's architecture
+    t_state, s_state = teacher.state_dict(), loaded.model.state_dict()
+    assert same_weights({k: v for k, v in t_state.items() if not k.startswith("network")},
+                        {k: v for k, v in s_state.items() if not k.startswith("network")})
+    assert not same_weights({k: v for k, v in t_state.items() if k.startswith("network")},
+                            {k: v for k, v in s_state.items() if k.startswith("network")})
+    assert loaded.model.nfe() == 1
+    train(replace(student, epochs=1), tmp_path / "r")
+    train(replace(student, epochs=2), tmp_path / "r", resume=True)
+    assert same_weights(read_checkpoint(tmp_path / "r" / "last.pt")["model"],
+                        read_checkpoint(tmp_path / "s" / "last.pt")["model"])
+
+
+def test_reflow_needs_a_flow_matching_teacher_on_the_same_data(data, tmp_path):
+    with pytest.raises(ConfigurationError, match="pass --teacher RUN_DIR"):
+        train(TrainConfig(data=str(data), model=ModelConfig(model="latent-reflow")), tmp_path / "x")
+    with pytest.raises(ConfigurationError, match="--teacher applies to reflow models only"):
+        train(TrainConfig(data=str(data), model=ModelConfig(model="latent-fm"), teacher="t"), tmp_path / "y")
+    train(config(data, model="latent-si", reg="none", epochs=1), tmp_path / "si")
+    with pytest.raises(ConfigurationError, match="needs a flow-matching teacher"):
+        train(TrainConfig(data=str(data), model=ModelConfig(model="latent-reflow"), teacher=str(tmp_path / "si")),
+              tmp_path / "z")
+
+
+def test_meanflow_model_trains_and_samples_in_one_network_evaluation(data, tmp_path):
+    res = train(config(data, model="latent-mf", epochs=1), tmp_path / "mf")
+    run = load_run(res.run_dir)
+    assert run.model.fno.config.two_times and run.model.nfe() == 1
+    omega = torch.randn(3, 1, 16, 16)
+    h = run.model.sample(omega, torch.randn(run.model.noise_shape(3)))
+    assert h.shape == (3, 1, 16, 16) and torch.isfinite(h).all()
