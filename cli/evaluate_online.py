@@ -1,5 +1,5 @@
 """``kolmo evaluate --online``: a-posteriori evaluation of a closure run; thin wrapper around
-:func:`coupling.evaluation.evaluate_online` that prints a rich summary.
+:func:`kolmo.evaluation.evaluate_online` that prints a rich summary.
 
 Wiring (in ``cli/evaluate.py``)::
 
@@ -28,7 +28,7 @@ Writes REPORT_DIR/report.md, metrics.json and PNG figures; REPORT_DIR must not e
 
 def parse_horizons(horizons: str | Sequence[float] | None) -> tuple[float, ...]:
     """``"5,10,15,20"``, a sequence of numbers, or ``None`` (the default +5/+10/+15/+20)."""
-    from coupling.evaluation import DEFAULT_HORIZONS
+    from kolmo.evaluation import DEFAULT_HORIZONS
     from kolmo.errors import ConfigurationError
 
     if horizons is None:
@@ -88,9 +88,9 @@ def summary_tables(result: dict[str, Any]) -> list[Table]:
 
 def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[Path | str] | None,
                             out: Path | str, horizons: str | Sequence[float] | None = None) -> dict[str, Any]:
-    """Run :func:`coupling.evaluation.evaluate_online`, print the summary tables, warnings and the
+    """Run :func:`kolmo.evaluation.evaluate_online`, print the summary tables, warnings and the
     report path; typed errors become one-line messages (exit code 2). Returns the metrics."""
-    from coupling.evaluation import evaluate_online
+    from kolmo.evaluation import evaluate_online
 
     with friendly_errors():
         hs = parse_horizons(horizons)

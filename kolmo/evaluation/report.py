@@ -1,7 +1,8 @@
-r"""Figures and Markdown of the online-evaluation report (:func:`coupling.evaluation.evaluate_online`).
+r"""Figures and Markdown of the online-evaluation report (:func:`kolmo.evaluation.online.evaluate_online`).
 
-Matplotlib is imported inside :func:`write_figures` only, with the object-oriented API and the
-Agg canvas (no pyplot state, no display). Every figure states the preset, grid, files, units and
+Matplotlib (the optional extra ``kolmo[plots]``) is imported inside :func:`write_figures` only
+(:func:`figure_class`; its absence is an :class:`~kolmo.errors.OptionalDependencyError`), with
+the object-oriented API and the Agg canvas (no pyplot state, no display). Every figure states the preset, grid, files, units and
 how to read it, so that a closure can be judged from the figures alone:
 
 =====================  ==========================================================================
@@ -27,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_figures", "markdown", "FIGURES"]
+from kolmo.errors import OptionalDependencyError
+
+__all__ = ["write_figures", "markdown", "figure_class", "FIGURES"]
 
 FIGURES = ("snapshots.png", "error_vs_time.png", "spectra.png", "timeseries.png", "pdfs.png", "scores.png")
 REF_COLOR = "black"
@@ -98,9 +101,19 @@ def _sources(m: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, str, An
 
 
 # ---------------------------------------------------------------------------------------------- figures
+def figure_class() -> Any:
+    """``matplotlib.figure.Figure``, or :class:`OptionalDependencyError` naming ``pip install kolmo[plots]``."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise OptionalDependencyError("figures need matplotlib, which is not installed; install it with "
+                                      "`pip install kolmo[plots]` (or ask for no figures)") from None
+    return Figure
+
+
 def write_figures(m: dict[str, Any], data: dict[str, Any], out: Path) -> list[str]:
     """Write the PNG figures into ``out``; return their file names."""
-    from matplotlib.figure import Figure
+    Figure = figure_class()
 
     files = [_snapshots(Figure, m, data, out), _errors(Figure, m, data, out), _spectra(Figure, m, data, out),
              _timeseries(Figure, m, data, out), _pdfs(Figure, m, data, out)]
