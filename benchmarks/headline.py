@@ -116,7 +116,7 @@ def main() -> None:
     import torch
 
     from closure.evaluation import evaluate_run
-    from coupling.benchmark import bench_closures, machine_info
+    from coupling.bench import bench_closures, machine_info
 
     torch.set_num_threads(a.threads)
     variants = [v for v in VARIANTS if not a.only or v[0] in a.only.split(",") or v[0] == BASELINE]

@@ -76,7 +76,7 @@ def closures(
     with friendly_errors():
         import torch
 
-        from coupling.benchmark import bench_closures, machine_info, plot_bars, write_json
+        from coupling.bench import bench_closures, machine_info, plot_bars, write_json
 
         bs = _ints(batch, "batch")
         info = machine_info(device)
@@ -120,7 +120,7 @@ def coupled(
 ) -> None:
     """The paper's online protocol: wall-clock of the solver alone vs with each closure, and where the time goes."""
     with friendly_errors():
-        from coupling.benchmark import bench_coupled, machine_info
+        from coupling.bench import bench_coupled, machine_info
 
         info = machine_info(device)
         table = Table(title=f"kolmo bench coupled — {preset} {grid}², {steps} steps, every {every}, "
