@@ -1,17 +1,16 @@
-"""``kolmo evaluate --online``: a-posteriori evaluation of a closure run; thin wrapper around
-:func:`kolmo.evaluation.evaluate_online` that prints a rich summary.
+"""``kolmo evaluate online``: a-posteriori evaluation of a closure run; thin wrapper around
+:func:`kolmo.evaluation.evaluate_online` that prints a rich summary::
 
-Wiring (in ``cli/evaluate.py``)::
-
-    kolmo evaluate --online RUN.h5 --reference TRUTH.h5|DATA.h5:test:TRAJ[:START] \\
-                   [--baseline NOCLOSURE.h5 ...] --out REPORT_DIR [--horizons 5,10,15,20]
+    kolmo evaluate online RUN.h5 --reference TRUTH.h5|DATA.h5:test:TRAJ[:START] \\
+                          [--baseline NOCLOSURE.h5 ...] --out REPORT_DIR [--horizons 5,10,15,20]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
+import typer
 from rich.table import Table
 
 from cli.common import console, err_console, friendly_errors
@@ -94,7 +93,7 @@ def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[
 
     with friendly_errors():
         hs = parse_horizons(horizons)
-        with console.status("[bold]kolmo evaluate --online[/]: reading runs, computing metrics, drawing figures"):
+        with console.status("[bold]kolmo evaluate online[/]: reading runs, computing metrics, drawing figures"):
             result = evaluate_online(Path(run), str(reference), [Path(b) for b in (baseline or [])], Path(out), hs)
     for table in summary_tables(result):
         console.print(table)
@@ -102,3 +101,14 @@ def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[
         err_console.print(f"[yellow]warning[/]: {w}")
     console.print(f"report: [bold]{result['report_dir']}[/] ({', '.join(result['files'])})")
     return result
+
+
+def online(
+    run: Path = typer.Argument(..., help="Run file of the closure run (RUN.h5)."),
+    reference: str = typer.Option(..., "--reference", help="TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
+    baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="Baseline run file(s); the first scores the similarity (normally no closure)."),
+    out: Path = typer.Option(..., "--out", help="Report folder (report.md, metrics.json, figures)."),
+    horizons: Optional[str] = typer.Option(None, "--horizons", help="Times of the trajectory table (default 5,10,15,20)."),
+) -> None:
+    """The ``kolmo evaluate online`` command (help: :data:`HELP`)."""
+    evaluate_online_command(run, reference, baseline, out, horizons)

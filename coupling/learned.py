@@ -77,6 +77,8 @@ class ArtifactClosure(Closure):
         The artifact's metadata.
     """
 
+    resamples = True
+
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "float32", every: int = 1,
                  jitter: float = 0.0, seed: int = 0, nonfinite: str = "raise", probe: bool = True,
                  threads: int | None = None) -> None:

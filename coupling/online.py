@@ -211,7 +211,12 @@ def configure_for_target(config: Any, target: str | None, explicit: Mapping[str,
 def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, Any], closure: str | None,
                 options: ClosureOptions | None = None, protocol: str | None = None,
                 init: str | None = None) -> OnlineRun:
-    """Config, closure and notes for ``kolmo run`` with a closure and/or a protocol.
+    """Config, closure and notes for ``kolmo run``: the one place a run's configuration is built.
+
+    Without a closure or protocol this is the preset with the overrides (and ``--init``); with
+    them, the closure's preset, grid, Δt and equation (:func:`configure_for_target`) and the
+    protocol's values, each unless given explicitly. Resampling options given to a closure that
+    does not resample (or to no closure) are named in a note, never silently dropped.
 
     Parameters
     ----------
@@ -233,6 +238,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     o = options or ClosureOptions()
     explicit = {k: v for k, v in overrides.items() if v is not None}
     notes: list[str] = []
+    cadence = [f"--closure-{k} {getattr(o, k):g}" for k in ("every", "jitter") if getattr(o, k) is not None]
     proto_target = None
     if protocol is not None:
         if protocol not in PROTOCOLS:
@@ -251,6 +257,9 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     if o.seed is None:
         o.seed = int(explicit.get("seed", 0))
     c = make_closure(closure, o, init) if closure is not None else None
+    if cadence and (c is None or not c.resamples):
+        who = "there is no closure" if c is None else f"closure {c.name} is evaluated every step"
+        notes.append(f"{' and '.join(cadence)} ignored: {who} (only artifact closures are resampled)")
     if c is not None:
         preset = preset if preset is not None else c.preset
         grid = grid if grid is not None else c.grid_n

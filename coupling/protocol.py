@@ -109,6 +109,9 @@ class Closure:
         ``"missing-physics"``, ``"sgs"`` or ``"any"``.
     grid_n, grid_L, preset, dt
         Requirements on the solver (``None``: any).
+    resamples : bool
+        Whether the closure draws a new sample only every ``every`` steps and holds (or jitters)
+        it in between (``--closure-every``, ``--closure-jitter``); ``False``: evaluated every step.
     calls : int
         Number of calls so far (restored on restart).
     seconds : float
@@ -124,6 +127,7 @@ class Closure:
     preset: str | None = None
     dt: float | None = None
     spec: str | None = None  # the command-line spec it was built from (kept for --resume)
+    resamples: bool = False  # True: draws a sample only every ``every`` steps (``--closure-every``)
 
     def __init__(self, nonfinite: str = "raise") -> None:
         if nonfinite == "zero-and-count":
