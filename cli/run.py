@@ -105,7 +105,7 @@ def run(
             if "closure_artifact_calls" in d:
                 table.add_row("artifact calls (resamples)", str(d["closure_artifact_calls"]))
                 table.add_row("closure device / dtype", f"{d['closure_device']} / {d['closure_dtype']}")
-            seconds = getattr(closure_obj, "seconds", 0.0)
+            seconds = summary.closure_seconds
             table.add_row("time in closure \\[s] (share of wall)",
                           f"{seconds:.2f} ({seconds / summary.wall_seconds:.0%})" if summary.wall_seconds > 0 else "")
             if d.get("closure_nonfinite_events"):

@@ -40,6 +40,7 @@ from typing import Any, Mapping
 from coupling.errors import TargetMismatchError
 from coupling.protocol import ADVECTION_FOR_TARGET, Closure, ClosureWarning
 from kolmo.errors import ConfigurationError, FileFormatError
+from kolmo.presets import Config
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
            "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
@@ -90,7 +91,7 @@ class ClosureOptions:
 class OnlineRun:
     """What :func:`prepare_run` hands to :func:`kolmo.simulation.run_simulation`."""
 
-    config: Any
+    config: Config
     closure: Closure | None
     notes: list[str] = field(default_factory=list)
 
@@ -182,7 +183,7 @@ def make_closure(spec: str | ClosureSpec, options: ClosureOptions | None = None,
     return closure
 
 
-def configure_for_target(config: Any, target: str | None, explicit: Mapping[str, Any]) -> tuple[Any, list[str]]:
+def configure_for_target(config: Config, target: str | None, explicit: Mapping[str, Any]) -> tuple[Config, list[str]]:
     """The config with the equation a closure target needs, and notes saying what was set.
 
     ``explicit`` holds the fields the user set; one that contradicts the target raises
@@ -283,7 +284,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ClosureWarning)
             c.validate(config)
-    if c is not None and hasattr(c, "device"):
+    if c is not None and c.resamples:
         notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
                      f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
     return OnlineRun(config, c, notes)
