@@ -181,7 +181,7 @@ def plot_bars(rows: list[ClosureTiming], path: str | Path) -> None:
 
     Needs matplotlib (``pip install kolmo[plots]``; else :class:`~kolmo.errors.OptionalDependencyError`).
     """
-    from kolmo.evaluation.report import figure_class
+    from kolmo.evaluation.figures import figure_class
 
     Figure = figure_class()
 

@@ -8,8 +8,9 @@ Modules (one concept each):
   (:func:`parse_reference`, :func:`align_times`).
 - :mod:`kolmo.evaluation.accumulate` — per-source metrics gathered one aligned time at a time.
 - :mod:`kolmo.evaluation.scores` — trajectory and statistics blocks, similarity to a baseline.
-- :mod:`kolmo.evaluation.report` — figures (matplotlib, the optional extra ``kolmo[plots]``,
-  imported lazily) and the Markdown report.
+- :mod:`kolmo.evaluation.figures` — the PNG figures (matplotlib, the optional extra
+  ``kolmo[plots]``, imported lazily).
+- :mod:`kolmo.evaluation.report` — the Markdown report and the report folder.
 
 Further analyses (e.g. LES-vs-DNS statistics) belong here as modules of their own. The metrics
 themselves live in :mod:`kolmo.metrics`.

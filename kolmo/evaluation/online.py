@@ -3,7 +3,8 @@ r"""A-posteriori ("online") evaluation of a closure run against a truth: ``kolmo
 One function, :func:`evaluate_online`, reads a run file (an ensemble run with a closure), a
 reference (the truth) and optional baseline runs (no closure, a physics closure, the replayed
 true closure), computes the metrics of ``shared/SCIENCE.md`` §4 and writes a report folder
-(``report.md``, ``metrics.json``, PNG figures; figures and Markdown: :mod:`kolmo.evaluation.report`).
+(``report.md``, ``metrics.json``, PNG figures; figures: :mod:`kolmo.evaluation.figures`, Markdown
+and folder: :mod:`kolmo.evaluation.report`).
 
 Reference
 ---------
@@ -46,16 +47,14 @@ The steps of :func:`evaluate_online`, one function each: open the sources
 (:func:`_horizon_indices`), one pass over the aligned times (:func:`_accumulate`), the trajectory
 and statistics blocks per source (:func:`_trajectory_block`, :func:`_statistics_block`), the
 similarity scores (:func:`_similarity`), the report dictionary (:func:`_report`) and the report
-folder (:func:`_write_folder`).
+folder (:func:`~kolmo.evaluation.report.write_folder`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
-import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +63,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from kolmo import __version__, metrics
-from kolmo.errors import ConfigurationError, FileFormatError, OutputExistsError, ShapeError
-from kolmo.evaluation import report as report_files
+from kolmo.errors import ConfigurationError, FileFormatError, ShapeError
 from kolmo.evaluation.accumulate import Accumulator, clean
+from kolmo.evaluation.report import check_out, write_folder
 from kolmo.evaluation.scores import ReferenceStats, reference_stats, similarity, statistics_block, trajectory_block
 from kolmo.evaluation.sources import (Source, align_times, file_format, interval, open_dataset, open_run,
                                       parse_reference, run_label, time_range, unique_labels)
@@ -371,56 +370,6 @@ def _report(inp: _Inputs, al: _Alignment, ref: ReferenceStats, results: dict[str
     }
 
 
-def _check_out(out_dir: Path) -> None:
-    """Refuse an existing non-empty (or non-folder) ``out_dir``."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise OutputExistsError(f"report folder {out_dir} exists and is a file; choose another --out")
-        if any(out_dir.iterdir()):
-            raise OutputExistsError(f"report folder {out_dir} exists and is not empty; choose another --out "
-                                    f"or remove it")
-
-
-def _prepare_out(out_dir: Path) -> Path:
-    """Check ``out_dir``; return a fresh temporary sibling to write into."""
-    _check_out(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    return tmp
-
-
-def _finish_out(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        if any(out_dir.iterdir()):
-            raise OutputExistsError(f"report folder {out_dir} was filled during the evaluation; the report is "
-                                    f"kept in {tmp}")
-        out_dir.rmdir()
-    os.replace(tmp, out_dir)
-
-
-def _write_folder(out_dir: Path, metrics_json: dict[str, Any], figure_data: dict[str, Any] | None) -> list[str]:
-    """Write ``report.md``, ``metrics.json`` and (with ``figure_data``) the figures; return the file names.
-
-    Written into a temporary sibling and renamed at the end, so a failure leaves nothing.
-    """
-    tmp = _prepare_out(out_dir)
-    try:
-        files = ["metrics.json"]
-        if figure_data is not None:
-            files += report_files.write_figures(metrics_json, figure_data, tmp)
-        files.insert(0, "report.md")
-        (tmp / "report.md").write_text(report_files.markdown(metrics_json, [f for f in files if f.endswith(".png")]))
-        (tmp / "metrics.json").write_text(json.dumps(metrics_json, indent=1, allow_nan=False))
-        _finish_out(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return files
-
-
 # ---------------------------------------------------------------------------------------------- the function
 def evaluate_online(run: str | os.PathLike, reference: str | os.PathLike,
                     baselines: Sequence[str | os.PathLike] = (), out_dir: str | os.PathLike = "report",
@@ -476,7 +425,7 @@ def evaluate_online(run: str | os.PathLike, reference: str | os.PathLike,
     """
     out_dir = Path(out_dir)
     hs = _check_settings(horizons, blowup_factor, max_samples)
-    _check_out(out_dir)  # before any work
+    check_out(out_dir)  # before any work
     settings = {"statistics_start": statistics_start, "blowup_factor": blowup_factor, "max_samples": max_samples}
     warnings: list[str] = []
     with ExitStack() as stack:
@@ -496,7 +445,7 @@ def evaluate_online(run: str | os.PathLike, reference: str | os.PathLike,
                            "reference": ps.ref, "run": ps.run, "baselines": ps.bases,
                            "ref_spectra": (ref.e_spec, ref.z_spec), "ref_series": (ref.e_series, ref.z_series),
                            "ref_samples": ref.samples, "threshold": ref.threshold, "ref_member": inp.member}
-        files = _write_folder(out_dir, report, figure_data)
+        files = write_folder(out_dir, report, figure_data)
     report["report_dir"] = str(out_dir)
     report["files"] = files
     return report

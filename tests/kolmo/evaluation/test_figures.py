@@ -1,11 +1,11 @@
-"""The report's optional matplotlib: its absence is a typed error that names the extra to install."""
+"""The figures' optional matplotlib: its absence is a typed error that names the extra to install."""
 
 import sys
 
 import pytest
 
 from kolmo.errors import KolmoError, OptionalDependencyError
-from kolmo.evaluation.report import figure_class
+from kolmo.evaluation.figures import figure_class
 
 
 def test_figures_without_matplotlib_raise_a_typed_error_naming_the_extra(monkeypatch):
@@ -18,7 +18,7 @@ def test_figures_without_matplotlib_raise_a_typed_error_naming_the_extra(monkeyp
 def test_the_evaluation_package_imports_neither_torch_nor_matplotlib():
     import subprocess
 
-    code = ("import sys, kolmo.evaluation, kolmo.evaluation.report; "
+    code = ("import sys, kolmo.evaluation, kolmo.evaluation.figures; "
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
