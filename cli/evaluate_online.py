@@ -104,7 +104,7 @@ def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[
 
 
 def online(
-    run: Path = typer.Argument(..., help="Run file of the closure run (RUN.h5)."),
+    run: Path = typer.Argument(..., metavar="RUN.h5", help="Run file of the closure run."),
     reference: str = typer.Option(..., "--reference", help="TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
     baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="Baseline run file(s); the first scores the similarity (normally no closure)."),
     out: Path = typer.Option(..., "--out", help="Report folder (report.md, metrics.json, figures)."),
