@@ -147,6 +147,14 @@ class Simulation:
         Initial vorticity ``(B, N, N)`` or ``(1, N, N)`` (broadcast); default: ``config.initial``.
     backend, threads, planner
         FFT options.
+
+    Attributes
+    ----------
+    closure_seconds : float
+        Wall time of the closure hand-offs (the hook's call and the transform of H): the one
+        closure timer, reported in run files, :class:`RunSummary` and ``kolmo bench coupled``.
+    solver_seconds : float
+        Wall time of whole steps (closure included).
     """
 
     def __init__(self, config: Config, closure: ClosureHook | Callable[[CoarseState], np.ndarray] | None = None,
