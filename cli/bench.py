@@ -132,6 +132,9 @@ def coupled(
                              members=members, init=init, threads=threads, device=device,
                              progress=lambda r: console.print(f"  {r.closure}: {r.wall_s:.2f} s", highlight=False))
         for r in rows:
+            for note in r.notes:
+                console.print(f"[cyan]note[/] ({Path(r.closure).name}): {note}")
+        for r in rows:
             table.add_row(Path(r.closure).name, f"{r.wall_s:.2f}", f"{r.solver_s:.2f}", f"{r.closure_s:.2f}",
                           f"{100 * r.closure_share:.0f}%", str(r.artifact_calls), f"{1e3 * r.wall_s / r.steps:.3f}",
                           f"{r.overhead:.2f}×")

@@ -8,7 +8,7 @@ measured by the solver's one timer.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from kolmo.errors import ConfigurationError
@@ -30,6 +30,7 @@ class CoupledTiming:
     closure_calls: int = 0
     artifact_calls: int = 0
     overhead: float = float("nan")
+    notes: list[str] = field(default_factory=list)  # what prepare_run set or ignored for this closure
 
     @property
     def closure_share(self) -> float:
@@ -52,7 +53,7 @@ def bench_coupled(closures: list[str], preset: str = "dong2026", grid: int | Non
     same equation without the closure term. Time in the closure (its call, the jitter, the
     solver-side transforms of H) is measured inside :meth:`kolmo.simulation.Simulation.advance`.
     """
-    from coupling.online import ClosureOptions, prepare_run
+    from coupling.online import ClosureOptions, OnlineRun, prepare_run
     from kolmo.simulation import Simulation
 
     if not closures:
@@ -61,16 +62,16 @@ def bench_coupled(closures: list[str], preset: str = "dong2026", grid: int | Non
         raise ConfigurationError(f"steps, every and members must be >= 1, got {steps}, {every}, {members}")
     options = ClosureOptions(every=every, jitter=jitter, seed=seed, device=device, dtype=dtype, threads=threads)
 
-    def setup(spec: str | None):  # noqa: ANN202
+    def setup(spec: str | None) -> OnlineRun:
         overrides: dict[str, Any] = {"members": members, "seed": seed}
-        online = prepare_run(preset, grid, overrides, spec, options, init=init)
-        return online.config, online.closure
+        return prepare_run(preset, grid, overrides, spec, options, init=init)
 
-    base_cfg, _ = setup(closures[0])
+    base_cfg = setup(closures[0]).config
     base_cfg = base_cfg.replace(t_end=steps * base_cfg.dt, save_every=steps * base_cfg.dt)
     rows: list[CoupledTiming] = []
     for spec in [None, *closures]:
-        cfg, closure = (base_cfg, None) if spec is None else setup(spec)
+        online = None if spec is None else setup(spec)
+        cfg, closure = (base_cfg, None) if online is None else (online.config, online.closure)
         cfg = base_cfg if spec is None else cfg.replace(t_end=base_cfg.t_end, save_every=base_cfg.save_every)
         sim = Simulation(cfg, closure=closure, threads=threads)
         t0 = time.perf_counter()
@@ -80,7 +81,8 @@ def bench_coupled(closures: list[str], preset: str = "dong2026", grid: int | Non
         row = CoupledTiming(closure=spec or "none (solver only)", steps=sim.step, members=members, every=every,
                             wall_s=wall, closure_s=sim.closure_seconds, solver_s=wall - sim.closure_seconds,
                             closure_calls=int(d.get("closure_calls", 0) or 0),
-                            artifact_calls=int(d.get("closure_artifact_calls", 0) or 0))
+                            artifact_calls=int(d.get("closure_artifact_calls", 0) or 0),
+                            notes=list(online.notes) if online is not None else [])
         rows.append(row)
         if progress is not None:
             progress(row)

@@ -25,3 +25,11 @@ def test_bench_coupled_times_solver_alone_and_with_a_closure(tmp_path: Path) -> 
                                       "--json", str(tmp_path / "c.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "c.json").read_text())["rows"][1]["artifact_calls"] == 2
+
+
+def test_bench_coupled_says_when_the_cadence_does_not_apply_to_a_closure() -> None:
+    rows = bench_coupled(["smagorinsky"], preset="kolmogorov", grid=16, steps=5, every=5)
+    assert rows[0].notes == []
+    assert ("--closure-every 5 and --closure-jitter 5e-05 ignored: closure smagorinsky is evaluated every step "
+            "(only artifact closures are resampled)") in rows[1].notes
+    assert rows[1].closure_calls == 5
