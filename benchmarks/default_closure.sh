@@ -23,7 +23,7 @@ set -x
 RESUME=(); [ -d "$W/run" ] && RESUME=(--resume)
 kolmo train --data "$W/data.h5" --model latent-fm --reg "$REG" --autoencoder "$AUTOENCODER" --condition "$CONDITION" \
     --epochs "$EPOCHS" --ae-epochs "$AE_EPOCHS" --batch "$BATCH" --device "$DEVICE" --threads "$THREADS" --seed 0 --out "$W/run" "${RESUME[@]}"
-kolmo evaluate "$W/run" --data "$W/data.h5" --samples 100 --conditions 10 --json "$W/apriori.json"
+kolmo evaluate apriori "$W/run" --data "$W/data.h5" --samples 100 --conditions 10 --json "$W/apriori.json"
 rm -f "$W/dong2026-default.pt"
 kolmo export "$W/run" --out "$W/dong2026-default.pt"
 kolmo bench closures "$W/dong2026-default.pt" --batch 1,"$MEMBERS",100 --json "$W/bench.json"
@@ -33,7 +33,7 @@ for c in none "$W/dong2026-default.pt" "replay:$W/data.h5"; do
       --members "$MEMBERS" --time "$ONLINE" --threads 1 --out "$W/online-$name.h5"
 done
 rm -rf "$W/report"
-kolmo evaluate "$W/online-dong2026-default.h5" --online --reference "$W/data.h5:test" \
+kolmo evaluate online "$W/online-dong2026-default.h5" --reference "$W/data.h5:test" \
     --baseline "$W/online-none.h5" --baseline "$W/online-true.h5" --out "$W/report" --horizons 2.5,5,7.5,10
 cp "$W/dong2026-default.pt" coupling/artifacts/dong2026-default.pt
 ls -l coupling/artifacts/dong2026-default.pt

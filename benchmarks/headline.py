@@ -5,7 +5,7 @@ with 2 and 10 steps, the decoder/condition choices, latent SI, latent DM, physic
 DM with the reference 10-step Euler–Maruyama sampler and with EDM Heun (35 NFE)):
 
 * **quality**: a model of that family trained on ``--data`` (``kolmo train``) and evaluated a
-  priori (``kolmo evaluate``: ensemble-mean relative error, sample std, spread–skill, NFE);
+  priori (``kolmo evaluate apriori``: ensemble-mean relative error, sample std, spread–skill, NFE);
 * **speed**: the exported artifact timed as the solver calls it (``kolmo bench closures``) at
   the paper's grid ``--latency-grid`` (64²). Latency depends on the architecture only, not on
   the weights, so it is measured on freshly built models of the same configuration at 64²
@@ -116,7 +116,7 @@ def main() -> None:
     import torch
 
     from closure.evaluation import evaluate_run
-    from coupling.benchmark import bench_closures, machine_info
+    from coupling.bench import bench_closures, machine_info
 
     torch.set_num_threads(a.threads)
     variants = [v for v in VARIANTS if not a.only or v[0] in a.only.split(",") or v[0] == BASELINE]

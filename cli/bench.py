@@ -1,4 +1,4 @@
-"""``kolmo bench``: benchmarks (solver now; closures and coupled rollouts join as they land)."""
+"""``kolmo bench``: benchmarks of the solver, of closure artifacts and of coupled rollouts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.common import console, friendly_errors
 
-bench_app = typer.Typer(help="Benchmarks: closure artifacts, the solver, coupled rollouts.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: the solver, closure artifacts, coupled rollouts.", no_args_is_help=True)
 
 
 def _ints(text: str, name: str) -> list[int]:
@@ -26,7 +26,7 @@ def _ints(text: str, name: str) -> list[int]:
     return values
 
 
-@bench_app.command("solver")
+@bench_app.command("solver", short_help="µs per step vs the FFT-only bound and the NumPy reference.")
 def solver(
     grid: str = typer.Option("64,128,256,512", help="Grid sizes N (comma-separated)."),
     members: str = typer.Option("1,16", help="Batch sizes B (comma-separated)."),
@@ -59,7 +59,7 @@ def solver(
             console.print(f"wrote {json_out}")
 
 
-@bench_app.command("closures")
+@bench_app.command("closures", short_help="Latency per call of closure artifacts, NFE, FLOPs, speed-up.")
 def closures(
     artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt); the first is the speed-up baseline."),
     batch: str = typer.Option("1,16,100", help="Batch sizes (comma-separated)."),
@@ -76,7 +76,7 @@ def closures(
     with friendly_errors():
         import torch
 
-        from coupling.benchmark import bench_closures, machine_info, plot_bars, write_json
+        from coupling.bench import bench_closures, machine_info, plot_bars, write_json
 
         bs = _ints(batch, "batch")
         info = machine_info(device)
@@ -104,14 +104,14 @@ def closures(
             console.print(f"wrote {plot}")
 
 
-@bench_app.command("coupled")
+@bench_app.command("coupled", short_help="Online protocol: the solver alone vs with each closure.")
 def coupled(
     closure: list[str] = typer.Option(..., "--closure", help="Closure(s) to time: PATH.pt, smagorinsky, leith, replay:DATA.h5 (repeatable)."),
     preset: str = typer.Option("dong2026", help="Preset of the online run."),
     grid: int = typer.Option(64, help="Coarse grid N."),
     steps: int = typer.Option(20000, help="Time steps (the paper: 20,000 = 20 time units)."),
-    every: int = typer.Option(5, help="Resample the closure every k steps (paper 5)."),
-    jitter: float = typer.Option(5e-5, help="Jitter between resamples (paper 5e-5)."),
+    closure_every: int = typer.Option(5, help="Resample an artifact closure every k steps (paper 5)."),
+    closure_jitter: float = typer.Option(5e-5, help="Jitter σ between resamples (paper 5e-5)."),
     members: int = typer.Option(1, "--members", "-b", help="Ensemble members."),
     init: Optional[str] = typer.Option(None, help="Initial snapshot DATA.h5:test:INDEX (default: the preset's random field)."),
     threads: int = typer.Option(1, help="FFTW and torch CPU threads."),
@@ -120,17 +120,20 @@ def coupled(
 ) -> None:
     """The paper's online protocol: wall-clock of the solver alone vs with each closure, and where the time goes."""
     with friendly_errors():
-        from coupling.benchmark import bench_coupled, machine_info
+        from coupling.bench import bench_coupled, machine_info
 
         info = machine_info(device)
-        table = Table(title=f"kolmo bench coupled — {preset} {grid}², {steps} steps, every {every}, "
+        table = Table(title=f"kolmo bench coupled — {preset} {grid}², {steps} steps, closure every {closure_every}, "
                             f"{members} member(s), {info.get('gpu', info['cpu'])}")
         for col in ("closure", "wall [s]", "solver [s]", "closure [s]", "closure share", "artifact calls",
                     "ms/step", "overhead vs solver"):
             table.add_column(col, justify="right")
-        rows = bench_coupled(closure, preset=preset, grid=grid, steps=steps, every=every, jitter=jitter,
+        rows = bench_coupled(closure, preset=preset, grid=grid, steps=steps, every=closure_every, jitter=closure_jitter,
                              members=members, init=init, threads=threads, device=device,
                              progress=lambda r: console.print(f"  {r.closure}: {r.wall_s:.2f} s", highlight=False))
+        for r in rows:
+            for note in r.notes:
+                console.print(f"[cyan]note[/] ({Path(r.closure).name}): {note}")
         for r in rows:
             table.add_row(Path(r.closure).name, f"{r.wall_s:.2f}", f"{r.solver_s:.2f}", f"{r.closure_s:.2f}",
                           f"{100 * r.closure_share:.0f}%", str(r.artifact_calls), f"{1e3 * r.wall_s / r.steps:.3f}",

@@ -14,7 +14,8 @@ from cli.common import console, err_console, friendly_errors, parse_sets
 HELP = """Turn fine-grid truth runs into coarse (vorticity, closure) training pairs (HDF5).
 
 Defaults reproduce the paper's dataset: dong2026, 256² → 64², 100 trajectories
-(last 10 = test), burn-in 20, every 0.1 for t in [20, 40) → 18,000 / 2,000 pairs.
+(last 10 = test), burn-in 20, a record every 0.1 time units for t in [20, 40)
+→ 18,000 / 2,000 pairs.
 Targets (kolmo.targets): missing-physics (dong2026 default; subsampled H = −u·∇ω, coarse
 model without advection that draws its own noise), missing-physics-noisy (H = −u·∇ω + σ_W ξ,
 the reference's reading; its noise sets an error floor), sgs (kolmogorov default;
@@ -37,8 +38,8 @@ def dataset(
     trajectories: int = typer.Option(100, help="Trajectories in all (trajectory j = member j of the fine run)."),
     test_trajectories: int = typer.Option(10, help="How many of them (the last ones) form the test split."),
     burn_in: float = typer.Option(20.0, help="Spin-up time discarded before the first recording."),
-    t_end: float = typer.Option(40.0, help="Recordings at burn_in + k·every < t_end."),
-    every: float = typer.Option(0.1, help="Recording interval (a whole number of time steps)."),
+    t_end: float = typer.Option(40.0, help="Recordings at burn_in + k·save_every < t_end."),
+    save_every: float = typer.Option(0.1, help="Recording interval in time units (a whole number of time steps)."),
     members_per_batch: int = typer.Option(1, help="Trajectories integrated together (speed/memory only; an interrupt loses at most one batch). 1 is fastest at 256² here; 2-4 at 64²."),
     seed: int = typer.Option(0, help="Root seed: trajectory j uses streams of (seed, j)."),
     target: Optional[str] = typer.Option(None, help="missing-physics, missing-physics-noisy, sgs or sgs-resolved (default: by preset)."),
@@ -54,7 +55,7 @@ def dataset(
 
     with friendly_errors():
         spec = DatasetSpec(preset=preset, fine=fine, coarse=coarse, trajectories=trajectories,
-                           test_trajectories=test_trajectories, burn_in=burn_in, t_end=t_end, every=every,
+                           test_trajectories=test_trajectories, burn_in=burn_in, t_end=t_end, every=save_every,
                            members_per_batch=members_per_batch, seed=seed, target=target, filter=filter_,
                            overrides=parse_sets(set_))
         with Progress(TextColumn("[bold]kolmo dataset[/]"), TextColumn("{task.description}"), BarColumn(),

@@ -1,4 +1,4 @@
-"""``kolmo demo``: the whole pipeline on built-in defaults (see :mod:`closure.pipeline`)."""
+"""``kolmo demo``: the whole pipeline on built-in defaults (see :mod:`cli.workflows.demo`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def demo(
     seed: int = typer.Option(0, help="Seed of data, training and sampling."),
 ) -> None:
     """Run the pipeline with rich progress and print the summary."""
-    from closure.pipeline import SIZES, run_demo
+    from cli.workflows.demo import SIZES, run_demo
 
     with friendly_errors():
         if size in SIZES:

@@ -1,5 +1,5 @@
-"""``kolmo evaluate``: the a-priori table of a trained closure model on test conditions, or with
-``--online`` the a-posteriori report of an online run (:mod:`cli.evaluate_online`)."""
+"""``kolmo evaluate apriori|online``: the a-priori table of a trained closure model on test conditions,
+or the a-posteriori report of an online run (:mod:`cli.evaluate_online`)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ import typer
 from rich.table import Table
 
 from cli.common import console, friendly_errors
+from cli.evaluate_online import HELP as ONLINE_HELP
+from cli.evaluate_online import online
+
+evaluate_app = typer.Typer(help="Evaluate closures: apriori (a trained model on test pairs) or online (a run vs the truth).",
+                           no_args_is_help=True)
+evaluate_app.command("online", help=ONLINE_HELP)(online)
 
 
-def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train` (or, with --online, a run file RUN.h5)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Dataset file; its test split is used (a priori)."),
-    online: bool = typer.Option(False, "--online", help="Evaluate an online run file against a truth instead (a posteriori)."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="--online: TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
-    baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="--online: baseline run file(s); the first scores the similarity (normally no closure)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="--online: report folder (report.md, metrics.json, figures)."),
-    horizons: Optional[str] = typer.Option(None, "--horizons", help="--online: times of the trajectory table (default 5,10,15,20)."),
+@evaluate_app.command("apriori")
+def apriori(
+    run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train`."),
+    data: Path = typer.Option(..., "--data", help="Dataset file; its test split is used."),
     samples: int = typer.Option(100, "--samples", help="Samples per test condition."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's; FM 1)."),
     conditions: int = typer.Option(10, "--conditions", help="Test pairs, evenly spaced over the test split."),
@@ -31,31 +33,17 @@ def evaluate(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics (with per-condition values) here."),
 ) -> None:
-    """Evaluate and print a rich table (and JSON)."""
-    if online:
-        from cli.evaluate_online import evaluate_online_command
-
-        with friendly_errors():
-            from kolmo.errors import ConfigurationError
-
-            if reference is None or out is None:
-                raise ConfigurationError("--online needs --reference TRUTH and --out REPORT_DIR")
-            evaluate_online_command(run_dir, reference, baseline, out, horizons)
-        return
+    """A-priori metrics of a trained closure on test conditions (SCIENCE.md §4): a rich table (and JSON)."""
     import torch
 
     from closure.evaluation import METRICS, evaluate_run
 
     with friendly_errors():
-        if data is None:
-            from kolmo.errors import ConfigurationError
-
-            raise ConfigurationError("a-priori evaluation needs --data DATA.h5 (or use --online for a run file)")
         if threads is not None:
             torch.set_num_threads(threads)
         res = evaluate_run(run_dir, data, checkpoint=checkpoint, samples=samples, steps=steps, sampler=sampler,
                            conditions=conditions, seed=seed, batch=batch)
-        table = Table(title=f"kolmo evaluate — {res['model']}, {res['sampler']} {res['steps']} step(s), "
+        table = Table(title=f"kolmo evaluate apriori — {res['model']}, {res['sampler']} {res['steps']} step(s), "
                             f"{res['samples']} samples x {res['conditions']} test conditions")
         table.add_column("metric")
         table.add_column("definition")

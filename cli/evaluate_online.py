@@ -1,17 +1,16 @@
-"""``kolmo evaluate --online``: a-posteriori evaluation of a closure run; thin wrapper around
-:func:`coupling.evaluation.evaluate_online` that prints a rich summary.
+"""``kolmo evaluate online``: a-posteriori evaluation of a closure run; thin wrapper around
+:func:`kolmo.evaluation.evaluate_online` that prints a rich summary::
 
-Wiring (in ``cli/evaluate.py``)::
-
-    kolmo evaluate --online RUN.h5 --reference TRUTH.h5|DATA.h5:test:TRAJ[:START] \\
-                   [--baseline NOCLOSURE.h5 ...] --out REPORT_DIR [--horizons 5,10,15,20]
+    kolmo evaluate online RUN.h5 --reference TRUTH.h5|DATA.h5:test:TRAJ[:START] \\
+                          [--baseline NOCLOSURE.h5 ...] --out REPORT_DIR [--horizons 5,10,15,20]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
+import typer
 from rich.table import Table
 
 from cli.common import console, err_console, friendly_errors
@@ -28,7 +27,7 @@ Writes REPORT_DIR/report.md, metrics.json and PNG figures; REPORT_DIR must not e
 
 def parse_horizons(horizons: str | Sequence[float] | None) -> tuple[float, ...]:
     """``"5,10,15,20"``, a sequence of numbers, or ``None`` (the default +5/+10/+15/+20)."""
-    from coupling.evaluation import DEFAULT_HORIZONS
+    from kolmo.evaluation import DEFAULT_HORIZONS
     from kolmo.errors import ConfigurationError
 
     if horizons is None:
@@ -88,13 +87,13 @@ def summary_tables(result: dict[str, Any]) -> list[Table]:
 
 def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[Path | str] | None,
                             out: Path | str, horizons: str | Sequence[float] | None = None) -> dict[str, Any]:
-    """Run :func:`coupling.evaluation.evaluate_online`, print the summary tables, warnings and the
+    """Run :func:`kolmo.evaluation.evaluate_online`, print the summary tables, warnings and the
     report path; typed errors become one-line messages (exit code 2). Returns the metrics."""
-    from coupling.evaluation import evaluate_online
+    from kolmo.evaluation import evaluate_online
 
     with friendly_errors():
         hs = parse_horizons(horizons)
-        with console.status("[bold]kolmo evaluate --online[/]: reading runs, computing metrics, drawing figures"):
+        with console.status("[bold]kolmo evaluate online[/]: reading runs, computing metrics, drawing figures"):
             result = evaluate_online(Path(run), str(reference), [Path(b) for b in (baseline or [])], Path(out), hs)
     for table in summary_tables(result):
         console.print(table)
@@ -102,3 +101,14 @@ def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[
         err_console.print(f"[yellow]warning[/]: {w}")
     console.print(f"report: [bold]{result['report_dir']}[/] ({', '.join(result['files'])})")
     return result
+
+
+def online(
+    run: Path = typer.Argument(..., metavar="RUN.h5", help="Run file of the closure run."),
+    reference: str = typer.Option(..., "--reference", help="TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
+    baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="Baseline run file(s); the first scores the similarity (normally no closure)."),
+    out: Path = typer.Option(..., "--out", help="Report folder (report.md, metrics.json, figures)."),
+    horizons: Optional[str] = typer.Option(None, "--horizons", help="Times of the trajectory table (default 5,10,15,20)."),
+) -> None:
+    """The ``kolmo evaluate online`` command (help: :data:`HELP`)."""
+    evaluate_online_command(run, reference, baseline, out, horizons)

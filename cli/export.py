@@ -23,7 +23,7 @@ def export(
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure the batch-1 latency of the saved artifact."),
 ) -> None:
     """Export, self-check, and print a summary."""
-    from closure.export import artifact_latency, export_closure
+    from closure.export import export_closure
 
     with friendly_errors():
         res = export_closure(run_dir, out, steps=steps, sampler=sampler, device=device, dtype=dtype, format=format_,
@@ -39,8 +39,12 @@ def export(
         table.add_row("FLOPs per sample", f"{meta['flops_per_sample']:.3g}")
         table.add_row("parameters", f"{meta['parameters']['total']:,}")
         if latency and format_ == "torchscript":
-            lat = artifact_latency(res.path, batch=1, device=device)
-            table.add_row("latency, batch 1", f"{1e3 * lat['median_s']:.3g} ms median ({lat['threads']} threads, "
+            import torch
+
+            from coupling.bench import time_artifact
+
+            (lat,) = time_artifact(res.path, [1], device=device, dtype=dtype, repeat=30, warmup=3)
+            table.add_row("latency, batch 1", f"{lat.median_ms:.3g} ms median ({torch.get_num_threads()} threads, "
                                               f"{device}, {dtype})")
         table.add_row("export + check (s)", f"{res.seconds:.2f}")
         console.print(table)

@@ -19,15 +19,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain two-column help: readable at 80 columns (rich boxes wrap into slivers)
 )
-app.command("run", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
-app.command("dataset", help=_dataset.HELP)(_dataset.dataset)
+app.command("run", short_help="Run the solver (optionally with a closure) into an HDF5 file.", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
+app.command("dataset", short_help="Build coarse (vorticity, closure) training pairs.", help=_dataset.HELP)(_dataset.dataset)
 app.command("info", help="Print what a run file, dataset file or closure artifact holds.")(_info.info)
 app.command("train", help=_train.HELP)(_train.train)
-app.command("evaluate", help="A-priori metrics of a trained closure on test conditions (SCIENCE.md §4), or --online: the report of an online run vs the truth.")(_evaluate.evaluate)
-app.command("export", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
-app.command("demo", help=_demo.HELP)(_demo.demo)
-app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: solver (and, as they land, closures and coupled runs).")
+app.command("export", short_help="Write a self-checked closure artifact from a trained run.", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
+app.command("demo", short_help="The whole pipeline on built-in defaults (resumable).", help=_demo.HELP)(_demo.demo)
+app.add_typer(_evaluate.evaluate_app, name="evaluate", short_help="Evaluate closures: apriori (test pairs) or online (a run).",
+              help="Evaluate closures: apriori (a trained model on test pairs) or online (a run vs the truth).")
+app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: the solver, closure artifacts, coupled rollouts.")
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -42,7 +42,7 @@ def run(
     protocol: Optional[str] = typer.Option(None, help="Online protocol preset: paper (dong2026 64², dt 1e-3, 20,000 steps, every 5, jitter 5e-5, from --init DATA.h5:test:INDEX)."),
 ) -> None:
     """Run the solver and print a summary table."""
-    from kolmo.presets import preset as make_preset
+    from coupling.online import ClosureOptions, prepare_run
     from kolmo.simulation import run_simulation
 
     with friendly_errors():
@@ -52,21 +52,13 @@ def run(
             overrides = dict(t_end=time, dt=dt, members=members, seed=seed, save_every=save_every,
                              stepper=stepper, nu=nu, mu=mu, initial=initial)
             overrides.update(parse_sets(set_))
-            if closure is not None or protocol is not None:
-                from coupling.online import ClosureOptions, prepare_run
-
-                options = ClosureOptions(every=closure_every, jitter=closure_jitter, seed=closure_seed, device=device,
-                                         dtype=closure_dtype, nonfinite=closure_nonfinite, coefficient=closure_coef,
-                                         threads=threads)
-                online = prepare_run(preset, grid, overrides, closure, options, protocol=protocol, init=init)
-                config, closure_obj = online.config, online.closure
-                for note in online.notes:
-                    console.print(f"[cyan]note[/]: {note}")
-            else:
-                if init is not None:
-                    overrides["initial"] = "file"
-                    overrides["initial_params"] = {"path": init}
-                config = make_preset(preset or "kolmogorov", grid, **overrides)
+            options = ClosureOptions(every=closure_every, jitter=closure_jitter, seed=closure_seed, device=device,
+                                     dtype=closure_dtype, nonfinite=closure_nonfinite, coefficient=closure_coef,
+                                     threads=threads)
+            online = prepare_run(preset, grid, overrides, closure, options, protocol=protocol, init=init)
+            config, closure_obj = online.config, online.closure
+            for note in online.notes:
+                console.print(f"[cyan]note[/]: {note}")
             if out is None:
                 out = Path("runs") / f"{config.preset}-{config.n}.h5"
         else:
@@ -113,7 +105,7 @@ def run(
             if "closure_artifact_calls" in d:
                 table.add_row("artifact calls (resamples)", str(d["closure_artifact_calls"]))
                 table.add_row("closure device / dtype", f"{d['closure_device']} / {d['closure_dtype']}")
-            seconds = getattr(closure_obj, "seconds", 0.0)
+            seconds = summary.closure_seconds
             table.add_row("time in closure \\[s] (share of wall)",
                           f"{seconds:.2f} ({seconds / summary.wall_seconds:.0%})" if summary.wall_seconds > 0 else "")
             if d.get("closure_nonfinite_events"):

@@ -13,8 +13,10 @@ Modules (one concept each):
 - :mod:`closure.regularizers` — latent regularizers MP, GA (with diffusion-potential distances),
   batch KL.
 - :mod:`closure.data`, :mod:`closure.models`, :mod:`closure.training`, :mod:`closure.evaluation`,
-  :mod:`closure.export` — datasets, every family by name, ``kolmo train`` / ``evaluate`` / ``export``.
-- :mod:`closure.pipeline` — ``kolmo demo``.
+  :mod:`closure.export` — datasets, every family by name, ``kolmo train`` / ``evaluate apriori`` /
+  ``export``.
+
+The ``kolmo demo`` orchestration is application code: :mod:`cli.workflows.demo`.
 """
 
 from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
@@ -22,7 +24,6 @@ from closure.data import Normalisation
 from closure.evaluation import evaluate_model, evaluate_run
 from closure.export import export_closure, export_model
 from closure.models import ClosureModel, ModelConfig, build_model
-from closure.pipeline import run_demo
 from closure.training import TrainConfig, load_run, train
 from closure.networks import ConditionalFNO, ConditionalMLP, FNOConfig, count_flops, count_parameters
 from closure.paths import VESDE, FlowMatching, PathSample, StochasticInterpolant, VEScoreNetwork
@@ -58,7 +59,6 @@ __all__ = [
     "evaluate_run",
     "export_closure",
     "export_model",
-    "run_demo",
     "BlockAverageEncoder",
     "ConvAutoencoder",
     "PCAAutoencoder",

@@ -16,7 +16,7 @@ and ``noise[1:]`` the per-step increments; ``n`` the latent size, or ``N`` for p
 ``sampler``, ``device``, ``flops_per_sample``, ``parameters``, ``latent``.
 
 Writing (:func:`export_closure`): script, save under a temporary name beside ``--out``, reload with
-``torch.jit.load``, compare with the eager model on fixed noise (max abs difference ≤ ``rtol × σ_H``,
+the hosts' loader :func:`coupling.artifact.load_artifact`, compare with the eager model on fixed noise (max abs difference ≤ ``rtol × σ_H``,
 ``rtol`` 1e-5 in float32 and 1e-12 in float64), check the metadata round trip, and only then move it to
 ``--out`` (never over an existing file). A failing file is deleted and :class:`ExportCheckError` says why.
 
@@ -33,7 +33,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,11 +46,11 @@ from closure.data import Normalisation
 from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheckError, ExportError, \
     OutputExistsError
 from closure.models import ClosureModel
-from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, resolve_device, validate_metadata
+from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, load_artifact, resolve_device
 from coupling.errors import ArtifactFormatError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ClosureArtifact", "ExportResult", "artifact_metadata",
-           "export_closure", "export_model", "load_artifact", "artifact_latency", "resolve_device"]
+           "export_closure", "export_model", "resolve_device"]
 
 SELF_CHECK_RTOL = {"float32": 1e-5, "float64": 1e-12}
 
@@ -270,13 +269,13 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
         except Exception as exc:  # noqa: BLE001 - TorchScript raises many types
             raise ExportError(f"TorchScript could not compile the closure ({str(exc).splitlines()[0]})") from None
         torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
-        loaded, meta_back = load_artifact(tmp, dev)
-        if meta_back != json.loads(json.dumps(meta)):
-            raise ExportCheckError(f"{out}: metadata did not round-trip through the saved file")
-        try:  # what every reader (coupling.artifact) will check
-            validate_metadata(meta_back, out)
+        try:  # the one reader of every host (coupling.artifact), with its metadata validation
+            back = load_artifact(tmp, dev, dtype, probe=False)
         except ArtifactFormatError as exc:
             raise ExportCheckError(f"{exc}; the file was not kept") from None
+        loaded, meta_back = back.module, back.metadata
+        if meta_back != json.loads(json.dumps(meta)):
+            raise ExportCheckError(f"{out}: metadata did not round-trip through the saved file")
         with torch.no_grad():
             got = loaded.sample(omega, noise)
             shape = [int(s) for s in loaded.noise_shape(check_batch)]
@@ -339,45 +338,6 @@ def _export_aoti(artifact: ClosureArtifact, meta: dict[str, Any], out: Path, ome
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0)
-
-
-def load_artifact(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
-    """Load a TorchScript artifact and its metadata (:class:`ExportCheckError` for a corrupt or foreign file)."""
-    extra = {METADATA_FILE: ""}
-    try:
-        module = torch.jit.load(str(path), map_location=torch.device(device), _extra_files=extra)
-    except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportCheckError(f"{path} is not a loadable TorchScript archive ({first})") from None
-    text = extra[METADATA_FILE]
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    try:
-        meta = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ExportCheckError(f"{path} has no valid {METADATA_FILE} of format {FORMAT!r}")
-    return module.eval(), meta
-
-
-def artifact_latency(path: str | os.PathLike, batch: int = 1, repeats: int = 30, warmup: int = 3,
-                     device: str = "cpu") -> dict[str, float]:
-    """Median and min wall time (s) of ``forward`` on a ``(batch, N, N)`` field (no grad, current threads)."""
-    module, meta = load_artifact(path, device)
-    omega = torch.randn(batch, int(meta["grid"]), int(meta["grid"]), dtype=DTYPES[meta["dtype"]],
-                        device=torch.device(device))
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            t = time.perf_counter()
-            module(omega)
-            if omega.is_cuda:
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(times), "min_s": min(times), "batch": batch,
-            "threads": torch.get_num_threads(), "nfe": int(meta["nfe"]), "dtype": meta["dtype"]}
 
 
 def export_closure(run_dir: str | os.PathLike, out: str | os.PathLike, steps: Optional[int] = None,

@@ -15,9 +15,11 @@ Public API
                                 :func:`write_artifact` (torch)
 :mod:`coupling.online`          ``--closure`` specs, equation from the closure's target, the paper's
                                 online protocol (:func:`prepare_run`)
-:mod:`coupling.evaluation`      :func:`evaluate_online` (``kolmo evaluate --online``; report in :mod:`coupling.report`)
-:mod:`coupling.benchmark`       :func:`bench_closures`, :func:`bench_coupled` (``kolmo bench``; torch)
 :mod:`coupling.errors`          the closed set of typed errors
+
+Offline measurement lives apart from the live boundary: :mod:`coupling.bench` (``kolmo bench
+closures|coupled``; torch). The evaluation of online runs needs no torch and lives in
+:mod:`kolmo.evaluation`.
 """
 
 from __future__ import annotations
@@ -33,17 +35,14 @@ from coupling.replay import ReplayClosure
 
 __all__ = [
     "Closure", "NoClosure", "SumClosure", "ScaledClosure", "Smagorinsky", "Leith", "ReplayClosure",
-    "ArtifactClosure", "read_metadata", "load_artifact", "write_artifact", "evaluate_online",
-    "bench_closures", "bench_coupled",
+    "ArtifactClosure", "read_metadata", "load_artifact", "write_artifact",
     "CouplingError", "ArtifactFormatError", "DatasetFormatError", "GridMismatchError", "PresetMismatchError",
     "TargetMismatchError", "ClosureShapeError", "DtypeError", "DeviceError", "NonFiniteClosureError",
     "ReplayRangeError",
 ]
 
 _TORCH = {"ArtifactClosure": "coupling.learned", "read_metadata": "coupling.artifact",
-          "load_artifact": "coupling.artifact", "write_artifact": "coupling.artifact",
-          "evaluate_online": "coupling.evaluation", "bench_closures": "coupling.benchmark",
-          "bench_coupled": "coupling.benchmark"}
+          "load_artifact": "coupling.artifact", "write_artifact": "coupling.artifact"}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: import torch only when an artifact name is used

@@ -7,8 +7,10 @@ only the artifact file and ``torch`` can run it: nothing of this project is impo
 File
 ----
 A TorchScript archive written by ``torch.jit.save`` (format version 1). AOTInductor packages
-(``--format aoti``) are a later forward path with the same ``sample`` signature; this module
-reads TorchScript only.
+(``--format aoti``, ``*.pt2``) are a later forward path with the same ``sample`` signature: the
+loader dispatches on the file suffix (:data:`OPENERS`), and ``.pt2`` is refused with a typed error
+until its reader lands. :func:`load_artifact` is the one loader: the closure of a run, the
+export self-check and the benchmarks all read artifacts through it.
 
 Methods of the saved module (shapes: ``B`` members, ``N`` grid points per side)
 ------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -159,9 +161,14 @@ def validate_metadata(meta: Any, path: str | Path = "<artifact>") -> dict[str, A
 
 
 def _open(path: str | Path, map_location: torch.device | None = None) -> tuple[Any, str]:
+    """The module and the raw metadata text of an artifact, by file format (:data:`OPENERS`)."""
     p = Path(path)
     if not p.is_file():
         raise ArtifactFormatError(f"closure artifact {p} does not exist (expected a TorchScript .pt file)")
+    return OPENERS.get(p.suffix.lower(), _open_torchscript)(p, map_location)
+
+
+def _open_torchscript(p: Path, map_location: torch.device | None) -> tuple[Any, str]:
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(str(p), map_location=map_location, _extra_files=extra)
@@ -176,6 +183,17 @@ def _open(path: str | Path, map_location: torch.device | None = None) -> tuple[A
         raise ArtifactFormatError(f"{p} has no {METADATA_FILE} extra file: a TorchScript module, but not a "
                                   f"{FORMAT} artifact")
     return module, text
+
+
+def _open_aoti(p: Path, map_location: torch.device | None) -> tuple[Any, str]:
+    raise ArtifactFormatError(f"{p} is an AOTInductor package (.pt2); loading those for a run is not supported "
+                              "yet; export the closure with --format torchscript (a .pt file)")
+
+
+OPENERS: dict[str, Callable[[Path, torch.device | None], tuple[Any, str]]] = {".pt2": _open_aoti}
+"""File-format readers by suffix; any other suffix is read as TorchScript. A reader returns the
+module (with ``forward``, ``sample``, ``noise_shape``) and the ``metadata.json`` text; an AOTI
+reader plugs in here (its metadata is the ``.json`` sidecar ``closure.export`` writes)."""
 
 
 def _parse(text: str, path: str | Path) -> dict[str, Any]:

@@ -32,12 +32,16 @@ negative for turbulent fields but not sign-definite in general.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coupling.protocol import Closure
 from kolmo.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from kolmo.grid import Grid
+    from kolmo.simulation import CoarseState
 
 __all__ = ["SMAGORINSKY_C", "LEITH_C", "EddyViscosity", "Smagorinsky", "Leith"]
 
@@ -77,11 +81,11 @@ class EddyViscosity(Closure):
         self.delta = delta
         self.last_viscosity: np.ndarray | None = None
 
-    def viscosity(self, grid: Any, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
+    def viscosity(self, grid: Grid, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
         """Eddy viscosity ``ν_t`` ``(B, N, N)`` (length²/time)."""
         raise NotImplementedError
 
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         g = state.grid
         n = g.n
         w = state.omega_hat
@@ -110,7 +114,7 @@ class Smagorinsky(EddyViscosity):
     def __init__(self, c_s: float = SMAGORINSKY_C, delta: float | None = None, nonfinite: str = "raise") -> None:
         super().__init__(c_s, delta, nonfinite)
 
-    def viscosity(self, grid: Any, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
+    def viscosity(self, grid: Grid, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
         psi = omega_hat * grid.inv_k2
         kx, ky = grid.kx[None, :], grid.ky[:, None]
         s = _irfft2(np.stack([-(grid.kx_odd[None, :] * grid.ky_odd[:, None]) * psi,  # ψ_xy
@@ -127,5 +131,5 @@ class Leith(EddyViscosity):
     def __init__(self, c_l: float = LEITH_C, delta: float | None = None, nonfinite: str = "raise") -> None:
         super().__init__(c_l, delta, nonfinite)
 
-    def viscosity(self, grid: Any, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
+    def viscosity(self, grid: Grid, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
         return (self.coefficient * delta) ** 3 * np.sqrt(grad[0] ** 2 + grad[1] ** 2)

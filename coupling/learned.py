@@ -26,15 +26,18 @@ import logging
 import math
 import time as _time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from coupling.artifact import check_output, load_artifact
-from coupling.errors import DtypeError, NonFiniteClosureError
+from coupling.artifact import load_artifact
+from coupling.errors import DtypeError
 from coupling.protocol import Closure
 from kolmo.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from kolmo.simulation import CoarseState
 
 __all__ = ["ArtifactClosure"]
 
@@ -72,10 +75,14 @@ class ArtifactClosure(Closure):
     samples, jitters : int
         Artifact calls (resamples) and jitter updates so far (restored on restart).
     model_seconds : float
-        Wall time inside the artifact calls (this process).
+        Wall time inside the network calls (this process): the inference share of the solver's
+        closure time (:attr:`kolmo.simulation.Simulation.closure_seconds`), which also holds the
+        transfers, the jitter and the transforms of H.
     metadata : dict
         The artifact's metadata.
     """
+
+    resamples = True
 
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "float32", every: int = 1,
                  jitter: float = 0.0, seed: int = 0, nonfinite: str = "raise", probe: bool = True,
@@ -117,7 +124,7 @@ class ArtifactClosure(Closure):
         return str(self.torch_dtype).replace("torch.", "")
 
     # ------------------------------------------------------------------ the step
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         omega = np.asarray(state.omega)
         b = omega.shape[0]
         with torch.inference_mode():
@@ -136,8 +143,12 @@ class ArtifactClosure(Closure):
             self._noise_shapes[b] = [int(s) for s in self.module.noise_shape(b)]
         return self._noise_shapes[b]
 
-    def _resample(self, omega: np.ndarray, state: Any) -> torch.Tensor:
-        b, n = omega.shape[0], omega.shape[-1]
+    def _resample(self, omega: np.ndarray, state: CoarseState) -> torch.Tensor:
+        """A fresh sample for every member; non-finite members get the closure's policy here, so a
+        zeroed sample (not NaN) is what is held and jittered. Its shape and dtype were probed at
+        load (:func:`~coupling.artifact.check_contract`) and are checked on every call by
+        :meth:`Closure.checked`."""
+        b = omega.shape[0]
         x = torch.from_numpy(np.ascontiguousarray(omega)).to(device=self.device, dtype=self.torch_dtype)
         noise = torch.randn(self._noise_shape(b), generator=self.generator, device=self.device,
                             dtype=self.torch_dtype)
@@ -146,17 +157,9 @@ class ArtifactClosure(Closure):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.model_seconds += _time.perf_counter() - t0
-        check_output(h, (b, n, n), self.torch_dtype, self.device, f"closure {self.name} sample()")
         finite = torch.isfinite(h).flatten(1).all(dim=1)
-        if not bool(finite.all()):
-            bad = torch.nonzero(~finite).flatten().tolist()
-            self.nonfinite_events += 1
-            if self.nonfinite == "raise":
-                raise NonFiniteClosureError(
-                    f"closure {self.name} returned NaN/inf at step {state.step} (t = {state.time:.6g}) for "
-                    f"member(s) {bad}; expected finite values (use nonfinite='zero' to zero and count)")
+        if self.apply_nonfinite_policy(finite.cpu().numpy(), state).size:
             h = torch.where(finite[:, None, None], h, torch.zeros((), dtype=h.dtype, device=h.device))
-            self.nonfinite_members += len(bad)
         self._sample_step = int(state.step)
         self.samples += 1
         return h

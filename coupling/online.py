@@ -42,6 +42,7 @@ from typing import Any, Mapping
 from coupling.errors import TargetMismatchError
 from coupling.protocol import Closure, ClosureWarning
 from kolmo.errors import ConfigurationError, FileFormatError
+from kolmo.presets import Config
 from kolmo.targets import coarse_model_mismatch, get_target, same_coarse_model
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
@@ -91,7 +92,7 @@ class ClosureOptions:
 class OnlineRun:
     """What :func:`prepare_run` hands to :func:`kolmo.simulation.run_simulation`."""
 
-    config: Any
+    config: Config
     closure: Closure | None
     notes: list[str] = field(default_factory=list)
 
@@ -183,7 +184,7 @@ def make_closure(spec: str | ClosureSpec, options: ClosureOptions | None = None,
     return closure
 
 
-def configure_for_target(config: Any, target: str | None, explicit: Mapping[str, Any]) -> tuple[Any, list[str]]:
+def configure_for_target(config: Config, target: str | None, explicit: Mapping[str, Any]) -> tuple[Config, list[str]]:
     """The config with the equation a closure target needs, and notes saying what was set.
 
     ``explicit`` holds the fields the user set; one that contradicts the target raises
@@ -213,7 +214,12 @@ def configure_for_target(config: Any, target: str | None, explicit: Mapping[str,
 def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, Any], closure: str | None,
                 options: ClosureOptions | None = None, protocol: str | None = None,
                 init: str | None = None) -> OnlineRun:
-    """Config, closure and notes for ``kolmo run`` with a closure and/or a protocol.
+    """Config, closure and notes for ``kolmo run``: the one place a run's configuration is built.
+
+    Without a closure or protocol this is the preset with the overrides (and ``--init``); with
+    them, the closure's preset, grid, Δt and equation (:func:`configure_for_target`) and the
+    protocol's values, each unless given explicitly. Resampling options given to a closure that
+    does not resample (or to no closure) are named in a note, never silently dropped.
 
     Parameters
     ----------
@@ -235,6 +241,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     o = options or ClosureOptions()
     explicit = {k: v for k, v in overrides.items() if v is not None}
     notes: list[str] = []
+    cadence = [f"--closure-{k} {getattr(o, k):g}" for k in ("every", "jitter") if getattr(o, k) is not None]
     proto_targets: tuple[str, ...] | None = None
     if protocol is not None:
         if protocol not in PROTOCOLS:
@@ -253,6 +260,9 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     if o.seed is None:
         o.seed = int(explicit.get("seed", 0))
     c = make_closure(closure, o, init) if closure is not None else None
+    if cadence and (c is None or not c.resamples):
+        who = "there is no closure" if c is None else f"closure {c.name} is evaluated every step"
+        notes.append(f"{' and '.join(cadence)} ignored: {who} (only artifact closures are resampled)")
     if c is not None:
         preset = preset if preset is not None else c.preset
         grid = grid if grid is not None else c.grid_n
@@ -278,7 +288,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ClosureWarning)
             c.validate(config)
-    if c is not None and hasattr(c, "device"):
+    if c is not None and c.resamples:
         notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
                      f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
     return OnlineRun(config, c, notes)

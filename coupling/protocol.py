@@ -13,8 +13,12 @@ see :mod:`kolmo.simulation`). It is called **once per step** with
 ``time``, ``grid``, ``dt``).
 
 Subclasses implement :meth:`Closure.tendency`; :meth:`Closure.__call__` wraps it with what every
-closure needs: a shape/dtype check, the non-finite policy (``"raise"``, or ``"zero"``: zero the
-affected members' fields and count them — never silent), a call counter and a timer.
+closure needs, written once here: the output check (float dtype, shape ``(B, N, N)``), the
+non-finite policy (``"raise"``, or ``"zero"``: zero the affected members' fields and count them —
+never silent; :meth:`Closure.apply_nonfinite_policy`, also used by closures that hold a sample) and
+a call counter. The solver does not check the output again, and times the whole hand-off itself
+(:attr:`kolmo.simulation.Simulation.closure_seconds`). :class:`Closure` satisfies
+:class:`kolmo.simulation.ClosureHook`, the solver's (torch-free) typing protocol.
 
 Requirements (class or instance attributes; ``None`` means "any"): ``grid_n``, ``grid_L``,
 ``preset``, ``dt`` and ``target``:
@@ -40,9 +44,8 @@ from __future__ import annotations
 
 import math
 import numbers
-import time as _time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +54,10 @@ from coupling.errors import (ClosureShapeError, DtypeError, GridMismatchError, N
 from kolmo.errors import ConfigurationError
 from kolmo.targets import TARGETS as KOLMO_TARGETS
 from kolmo.targets import coarse_model_mismatch, get_target, same_coarse_model
+
+if TYPE_CHECKING:
+    from kolmo.presets import Config
+    from kolmo.simulation import CoarseState
 
 __all__ = ["TARGETS", "NONFINITE_POLICIES", "ClosureWarning", "Closure", "NoClosure", "SumClosure",
            "ScaledClosure", "combine_targets"]
@@ -106,10 +113,11 @@ class Closure:
         ``"missing-physics"``, ``"sgs"`` or ``"any"``.
     grid_n, grid_L, preset, dt
         Requirements on the solver (``None``: any).
+    resamples : bool
+        Whether the closure draws a new sample only every ``every`` steps and holds (or jitters)
+        it in between (``--closure-every``, ``--closure-jitter``); ``False``: evaluated every step.
     calls : int
         Number of calls so far (restored on restart).
-    seconds : float
-        Wall time spent in calls (this process).
     nonfinite_events, nonfinite_members : int
         Calls that returned any NaN/inf, and member fields zeroed under the ``"zero"`` policy.
     """
@@ -121,6 +129,7 @@ class Closure:
     preset: str | None = None
     dt: float | None = None
     spec: str | None = None  # the command-line spec it was built from (kept for --resume)
+    resamples: bool = False  # True: draws a sample only every ``every`` steps (``--closure-every``)
 
     def __init__(self, nonfinite: str = "raise") -> None:
         if nonfinite == "zero-and-count":
@@ -130,25 +139,37 @@ class Closure:
                 f"unknown non-finite policy {nonfinite!r}; valid: {', '.join(NONFINITE_POLICIES)}")
         self.nonfinite = nonfinite
         self.calls = 0
-        self.seconds = 0.0
         self.nonfinite_events = 0
         self.nonfinite_members = 0
 
     # ------------------------------------------------------------------ to implement
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         """The closure term for ``state``: ``(B, N, N)`` vorticity tendency in physical space."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the call
-    def __call__(self, state: Any) -> np.ndarray:
+    def __call__(self, state: CoarseState) -> np.ndarray:
         """Evaluate :meth:`tendency`, check shape and dtype, apply the non-finite policy, count."""
-        t0 = _time.perf_counter()
         h = self.checked(self.tendency(state), state)
         self.calls += 1
-        self.seconds += _time.perf_counter() - t0
         return h
 
-    def checked(self, h: Any, state: Any) -> np.ndarray:
+    def apply_nonfinite_policy(self, finite: np.ndarray, state: CoarseState) -> np.ndarray:
+        """Members to zero, given which members ``finite`` ``(B,)`` are finite: none when all are;
+        else count the event and raise :class:`NonFiniteClosureError` (policy ``"raise"``) or
+        return the bad members' indices and count them (policy ``"zero"``)."""
+        bad = np.flatnonzero(~np.asarray(finite, dtype=bool))
+        if bad.size == 0:
+            return bad
+        self.nonfinite_events += 1
+        if self.nonfinite == "raise":
+            raise NonFiniteClosureError(
+                f"closure {self.name} returned NaN/inf at step {state.step} (t = {state.time:.6g}) for "
+                f"member(s) {bad.tolist()}; expected finite values (use nonfinite='zero' to zero and count)")
+        self.nonfinite_members += int(bad.size)
+        return bad
+
+    def checked(self, h: Any, state: CoarseState) -> np.ndarray:
         """``h`` as float64 ``(B, N, N)`` after the shape/dtype check and the non-finite policy."""
         h = np.asarray(h)
         expected = tuple(np.shape(state.omega))
@@ -159,21 +180,14 @@ class Closure:
             raise ClosureShapeError(f"closure {self.name} returned shape {h.shape}, expected {expected} "
                                     "(members, N, N) like the vorticity")
         h = h.astype(np.float64, copy=False)
-        finite = np.isfinite(h).all(axis=(-2, -1))
-        if not finite.all():
-            bad = np.flatnonzero(~finite)
-            self.nonfinite_events += 1
-            if self.nonfinite == "raise":
-                raise NonFiniteClosureError(
-                    f"closure {self.name} returned NaN/inf at step {state.step} (t = {state.time:.6g}) for "
-                    f"member(s) {bad.tolist()}; expected finite values (use nonfinite='zero' to zero and count)")
+        bad = self.apply_nonfinite_policy(np.isfinite(h).all(axis=(-2, -1)), state)
+        if bad.size:
             h = np.array(h, dtype=np.float64, copy=True)
             h[bad] = 0.0
-            self.nonfinite_members += int(bad.size)
         return h
 
     # ------------------------------------------------------------------ requirements
-    def validate(self, config: Any) -> None:
+    def validate(self, config: Config) -> None:
         """Check grid, domain, preset and target against a solver :class:`~kolmo.presets.Config`.
 
         Raises :class:`GridMismatchError`, :class:`PresetMismatchError` or
@@ -254,7 +268,7 @@ class NoClosure(Closure):
 
     name = "none"
 
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         return np.zeros(np.shape(state.omega))
 
 
@@ -268,7 +282,7 @@ class _Composite(Closure):
         for attr in ("grid_n", "grid_L", "preset", "dt"):
             setattr(self, attr, _combine_requirement(attr, [getattr(t, attr) for t in self.terms]))
 
-    def validate(self, config: Any) -> None:
+    def validate(self, config: Config) -> None:
         for t in self.terms:  # the combined requirements are those of the terms
             t.validate(config)
 
@@ -310,7 +324,7 @@ class SumClosure(_Composite):
         self.name = " + ".join(t.name for t in self.terms)
         self._adopt_requirements()
 
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         total = np.array(self.terms[0](state), dtype=np.float64, copy=True)
         for t in self.terms[1:]:
             total += t(state)
@@ -331,7 +345,7 @@ class ScaledClosure(_Composite):
         self.name = f"{self.factor:g}*({closure.name})"
         self._adopt_requirements()
 
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         return self.factor * self.terms[0](state)
 
     def describe(self) -> dict[str, Any]:

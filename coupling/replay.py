@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -33,6 +33,9 @@ import numpy as np
 from coupling.errors import DatasetFormatError, ReplayRangeError
 from coupling.protocol import Closure, TARGETS
 from kolmo.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from kolmo.simulation import CoarseState
 
 __all__ = ["ReplayClosure", "dataset_record"]
 
@@ -150,7 +153,7 @@ class ReplayClosure(Closure):
                                    f"({self.times[-1]:.6g}) by more than one record interval ({self.spacing:g})")
         return i
 
-    def tendency(self, state: Any) -> np.ndarray:
+    def tendency(self, state: CoarseState) -> np.ndarray:
         i = self.record_index(self.start_time + float(state.time), float(state.dt))
         self.last_record = i
         return np.broadcast_to(self.fields[i], np.shape(state.omega))

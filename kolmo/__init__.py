@@ -1,6 +1,7 @@
 """kolmo: a fast Numba + pyFFTW pseudo-spectral solver for 2D Kolmogorov and dong2026 turbulence.
 
-This package never imports torch.
+This package never imports torch. Subpackage :mod:`kolmo.evaluation` holds the offline analysis
+of run files (``kolmo evaluate online``); see the README's architecture section for the modules.
 """
 
 import os as _os

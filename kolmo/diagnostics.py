@@ -12,6 +12,12 @@ dissipation       :math:`\varepsilon = 2\nu Z + 2\mu E` (energy loss)  length²/
 cfl               :math:`\Delta t\,\max(|u| + |v|)/\Delta x`           —
 ================  ===================================================  =================
 
+The CFL number is not recomputed for the diagnostics: it is the speed the advection already
+measured (:attr:`kolmo.equation.VorticityEquation.speed`), i.e. the state at the **first**
+stage of the step just taken (the state at the start of that step) for ``cn-rk3`` and
+``cn-euler`` on the FFTW backend; ``ars343`` and the ``numpy`` backend record every advection
+evaluation, so there it is the step's last stage.
+
 From ``rfft2`` coefficients (Parseval): :math:`\langle f^2\rangle = N^{-4}\sum_k w_k|\hat f_k|^2`,
 with :math:`w_k` the rfft multiplicity (:attr:`kolmo.grid.Grid.rfft_weights`).
 
@@ -34,7 +40,8 @@ UNITS = {
     "enstrophy": ("1/time^2", "Z = <omega^2>/2, domain mean"),
     "palinstrophy": ("1/(length^2 time^2)", "P = <|grad omega|^2>/2, domain mean"),
     "dissipation": ("length^2/time^3", "energy loss rate 2 nu Z + 2 mu E"),
-    "cfl": ("1", "dt * max(|u|+|v|) / dx over the grid (last stage of the step)"),
+    "cfl": ("1", "dt * max(|u|+|v|) / dx over the grid, of the state at the start of the step just taken "
+                 "(first stage; ars343 and the numpy backend: its last advection evaluation)"),
     "closure_energy": ("length^2/time^3", "energy injected by the closure <psi H>"),
     "closure_enstrophy": ("1/time^3", "enstrophy injected by the closure <omega H>"),
 }

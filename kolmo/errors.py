@@ -48,3 +48,7 @@ class OutputExistsError(KolmoError, FileExistsError):
 
 class FileFormatError(KolmoError, ValueError):
     """A file is missing, unreadable, truncated or not of the expected kind."""
+
+
+class OptionalDependencyError(KolmoError, ImportError):
+    """An optional extra (e.g. matplotlib for figures, ``pip install kolmo[plots]``) is not installed."""

@@ -66,16 +66,68 @@ class CoarseState:
 
 @runtime_checkable
 class ClosureHook(Protocol):
-    """A closure: called with the coarse state, returns a vorticity tendency ``(B, N, N)`` in
-    physical space on the same grid (1/time²), added to the right-hand side for the step.
+    """The closure interface the solver calls once per step (:class:`coupling.protocol.Closure`
+    satisfies it; a plain callable is adapted by :class:`CallableHook`).
 
-    Optional methods ``get_state() -> dict`` and ``set_state(dict)`` make it restartable;
-    ``validate(config)`` is called when a :class:`Simulation` is given the closure (raise to refuse
-    a config); ``describe() -> dict`` is written as run-file attributes at the start and the end
-    of a run (see :func:`closure_attrs`).
+    ``hook(state)`` returns the closure term: a **finite float** vorticity tendency ``(B, N, N)``
+    in physical space on the same grid (1/time²), added to the right-hand side for the step. The
+    hook checks its own output (shape, dtype, finiteness, and its policy for non-finite values):
+    the solver does not check it a second time. ``validate(config)`` is called when a
+    :class:`Simulation` is given the hook (raise to refuse a config); ``get_state()`` /
+    ``set_state(dict)`` make it restartable (numpy arrays or JSON-able values); ``describe()`` is
+    written as run-file attributes at the start and the end of a run (see :func:`closure_attrs`).
     """
 
+    name: str
+
     def __call__(self, state: CoarseState) -> np.ndarray: ...
+
+    def validate(self, config: Config) -> None: ...
+
+    def get_state(self) -> dict[str, Any]: ...
+
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class CallableHook:
+    """A plain callable ``f(state) -> (B, N, N)`` as a :class:`ClosureHook`: no requirements, no
+    restart state, no attributes; it checks the output's shape and finiteness (typed errors)."""
+
+    def __init__(self, fn: Callable[[CoarseState], np.ndarray]) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"closure {fn!r} is not callable")
+        self.fn = fn
+        self.name = str(getattr(fn, "name", type(fn).__name__))
+
+    def __call__(self, state: CoarseState) -> np.ndarray:
+        h = np.asarray(self.fn(state), dtype=np.float64)
+        expected = (state.omega_hat.shape[0], state.grid.n, state.grid.n)
+        if h.shape != expected:
+            raise ShapeError(f"closure {self.name} returned shape {h.shape}, expected {expected}")
+        if not np.isfinite(np.sum(h)):  # NaN or inf anywhere makes the sum non-finite
+            raise NonFiniteError(f"closure {self.name} returned non-finite values at step {state.step}")
+        return h
+
+    def validate(self, config: Config) -> None:
+        """No requirements."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """No state."""
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+def as_hook(closure: ClosureHook | Callable[[CoarseState], np.ndarray] | None) -> ClosureHook | None:
+    """``closure`` itself when it implements :class:`ClosureHook`, else a :class:`CallableHook` of it."""
+    if closure is None or isinstance(closure, ClosureHook):
+        return closure
+    return CallableHook(closure)
 
 
 DIAGNOSTICS = diagnostics.SCALARS
@@ -90,14 +142,23 @@ class Simulation:
     config
         The run's :class:`~kolmo.presets.Config`.
     closure
-        Optional :class:`ClosureHook`.
+        Optional :class:`ClosureHook` (a plain callable is wrapped in a :class:`CallableHook`).
     omega0
         Initial vorticity ``(B, N, N)`` or ``(1, N, N)`` (broadcast); default: ``config.initial``.
     backend, threads, planner
         FFT options.
+
+    Attributes
+    ----------
+    closure_seconds : float
+        Wall time of the closure hand-offs (the hook's call and the transform of H): the one
+        closure timer, reported in run files, :class:`RunSummary` and ``kolmo bench coupled``.
+    solver_seconds : float
+        Wall time of whole steps (closure included).
     """
 
-    def __init__(self, config: Config, closure: ClosureHook | None = None, omega0: np.ndarray | None = None,
+    def __init__(self, config: Config, closure: ClosureHook | Callable[[CoarseState], np.ndarray] | None = None,
+                 omega0: np.ndarray | None = None,
                  backend: str = "fftw", threads: int = 1, planner: str = "measure") -> None:
         self.config = c = config
         self.grid = g = Grid(c.n, c.L, c.dealias)
@@ -112,12 +173,9 @@ class Simulation:
         if c.noise_sigma > 0:
             self.noise = QWienerForcing(g, c.dt, c.noise_sigma, c.noise_alpha, c.noise_kappa,
                                         member_generators(c.seed, b, c.first_member, "noise"))
-        self.closure = closure
-        if closure is not None and not callable(closure):
-            raise ConfigurationError(f"closure {closure!r} is not callable")
-        validate = getattr(closure, "validate", None)
-        if callable(validate):  # optional: a closure checks its requirements (grid, target, ...)
-            validate(c)
+        self.closure = as_hook(closure)
+        if self.closure is not None:  # the closure checks its requirements (grid, target, ...)
+            self.closure.validate(c)
         if omega0 is None:
             if c.initial == "file":
                 omega0 = load_snapshot(str(c.initial_params["path"]), g.n)
@@ -167,7 +225,7 @@ class Simulation:
         """Everything needed to continue bit-for-bit (state, step, RNG and closure states)."""
         state: dict[str, Any] = {"omega_hat": self.omega_hat.copy(), "step": self.step,
                                  "rng_states": self.noise.get_state() if self.noise else []}
-        if self.closure is not None and hasattr(self.closure, "get_state"):
+        if self.closure is not None:
             state["closure"] = self.closure.get_state()
         return state
 
@@ -178,7 +236,7 @@ class Simulation:
         self.step = int(step)
         if self.noise and rng_states:
             self.noise.set_state(rng_states)
-        if closure and self.closure is not None and hasattr(self.closure, "set_state"):
+        if closure and self.closure is not None:
             self.closure.set_state(closure)
 
     # ------------------------------------------------------------------ one step
@@ -205,11 +263,7 @@ class Simulation:
     def _closure_tendency(self) -> np.ndarray:
         g = self.grid
         state = CoarseState(self.omega_hat, self.step, self.time, g, self.config.dt, inverse=self.fft.irfft2)
-        h = np.asarray(self.closure(state))  # type: ignore[misc]
-        if h.shape != (self.config.members, g.n, g.n):
-            raise ShapeError(f"closure returned shape {h.shape}, expected {(self.config.members, g.n, g.n)}")
-        if not np.isfinite(np.sum(h)):  # NaN or inf anywhere makes the sum non-finite
-            raise NonFiniteError(f"closure returned non-finite values at step {self.step}")
+        h = self.closure(state)  # type: ignore[misc]  # checked by the hook (ClosureHook)
         self.fft.real[...] = h
         self.fft.forward()
         h_hat = self.fft.spec  # valid until the next use of self.fft
@@ -317,6 +371,7 @@ class RunSummary:
     wall_seconds: float
     final: dict[str, np.ndarray] = field(default_factory=dict)
     error: str = ""
+    closure_seconds: float = 0.0  # wall time of the closure hand-offs (Simulation.closure_seconds)
 
     @property
     def steps_per_second(self) -> float:
@@ -331,23 +386,23 @@ def file_attrs(sim: Simulation, backend: str) -> dict[str, Any]:
             "stepper_order": sim.stepper.order, "dealias_rule": sim.grid.describe()["dealias_rule"],
             "preset": c.preset, "seed": c.seed, "kolmo_version": __version__,
             "numpy_version": np.__version__, "fft_backend": backend,
-            "closure": getattr(sim.closure, "name", type(sim.closure).__name__) if sim.closure else "none",
+            "closure": sim.closure.name if sim.closure is not None else "none",
             "noise": "Q-Wiener, one draw per step scaled by sqrt(kappa); mean mode unforced"
             if c.noise_sigma > 0 else "none"}
 
 
 def closure_attrs(closure: ClosureHook | None) -> dict[str, Any]:
-    """Run-file attributes a closure reports through its optional ``describe() -> dict``
-    (strings and numbers as they are, anything else as JSON)."""
-    describe = getattr(closure, "describe", None)
-    if closure is None or not callable(describe):
+    """Run-file attributes a closure reports through ``describe() -> dict`` (strings and numbers as
+    they are, anything else as JSON)."""
+    if closure is None:
         return {}
     plain = (str, bool, int, float, np.integer, np.floating)
-    return {str(k): v if isinstance(v, plain) else to_json(v) for k, v in describe().items()}
+    return {str(k): v if isinstance(v, plain) else to_json(v) for k, v in closure.describe().items()}
 
 
 def run_simulation(config: Config | None, out: str | Path | None = None, *, resume: str | Path | None = None,
-                   t_end: float | None = None, closure: ClosureHook | None = None, overwrite: bool = False,
+                   t_end: float | None = None, closure: ClosureHook | Callable[[CoarseState], np.ndarray] | None = None,
+                   overwrite: bool = False,
                    backend: str = "fftw", threads: int = 1, planner: str = "measure",
                    progress: Callable[[Simulation, dict[str, np.ndarray]], None] | None = None,
                    omega0: np.ndarray | None = None) -> RunSummary:
@@ -374,7 +429,7 @@ def run_simulation(config: Config | None, out: str | Path | None = None, *, resu
                          planner=planner)
         if out is not None:
             names = DIAGNOSTICS + (CLOSURE_DIAGNOSTICS if closure is not None else ())
-            attrs = {**file_attrs(sim, backend), **closure_attrs(closure)}
+            attrs = {**file_attrs(sim, backend), **closure_attrs(sim.closure)}
             writer = RunWriter.create(out, attrs, sim.grid.n, sim.grid.L, sim.members,
                                       diagnostics.spectrum_wavenumbers(sim.grid), names, overwrite=overwrite)
     t0 = _time.perf_counter()
@@ -385,7 +440,7 @@ def run_simulation(config: Config | None, out: str | Path | None = None, *, resu
     except BlowUpError as exc:
         status, error = "blew-up", str(exc)
         if writer is not None:
-            writer.set_attrs(error=error, **closure_attrs(closure))
+            writer.set_attrs(error=error, **closure_attrs(sim.closure))
             writer.close(status)
         raise
     except BaseException:
@@ -396,10 +451,10 @@ def run_simulation(config: Config | None, out: str | Path | None = None, *, resu
     path = None
     if writer is not None:
         writer.set_attrs(wall_seconds=wall, solver_seconds=sim.solver_seconds,
-                         closure_seconds=sim.closure_seconds, **closure_attrs(closure))
+                         closure_seconds=sim.closure_seconds, **closure_attrs(sim.closure))
         if closure is not None:  # closure_seconds is part of solver_seconds (the whole step)
             writer.set_attrs(closure_fraction=sim.closure_seconds / sim.solver_seconds
                              if sim.solver_seconds > 0 else 0.0)
         path = writer.close(status)
     return RunSummary(path=path, status=status, steps=sim.step - step0, time=sim.time, wall_seconds=wall,
-                      final=sim.scalar_diagnostics(), error=error)
+                      final=sim.scalar_diagnostics(), error=error, closure_seconds=sim.closure_seconds)

@@ -12,8 +12,11 @@ name        stages  order (measured in ``tests/kolmo/test_stepping.py``)
 ==========  ======  ====================================================================
 cn-euler    1       1 (Crank–Nicolson on L, forward Euler on N): the reference code's scheme
 cn-rk3      3       3 on N alone, 2 on L alone and on the coupled problem
-                    (Spalart, Moser & Rogers 1991, J. Comput. Phys. 96, 297, Eq. (20);
-                    the scheme of jax-cfd's ``crank_nicolson_rk3``). Default.
+                    (Spalart, Moser & Rogers 1991, J. Comput. Phys. 96, 297, Eq. (20): the
+                    low-storage RK3 γ = (8/15, 5/12, 3/4), ζ = (0, −17/60, −5/12)). Default.
+                    Not the coefficients of jax-cfd's ``crank_nicolson_rk3``, which uses
+                    Williamson's (1980) 2N-storage RK3 (A = 0, −5/9, −153/128;
+                    B = 1/3, 15/16, 8/15) with Crank–Nicolson substeps.
 ars343      4       3 on the coupled problem; L-stable implicit part
                     (Ascher, Ruuth & Spiteri 1997, Appl. Numer. Math. 25, 151, §2.7)
 ==========  ======  ====================================================================

@@ -1,8 +1,10 @@
 """The kolmo command: help, run/info round trip, clean typed errors (exit code 2, no traceback)."""
 
+import re
 from pathlib import Path
 
 import h5py
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -15,6 +17,19 @@ def test_help_lists_every_command() -> None:
     assert result.exit_code == 0
     for name in ("run", "info", "bench"):
         assert name in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["dataset"], ["bench"], ["bench", "coupled"], ["evaluate"],
+                                     ["evaluate", "online"], ["evaluate", "apriori"], ["train"], ["export"]])
+def test_help_reads_in_an_80_column_terminal(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any(c in result.output for c in "│╭╰")  # no boxes that wrap help into slivers
+    # option help sits beside the option names in a column at least 40 characters wide
+    starts = [m.start(1) for line in lines if (m := re.match(r"  -\S.*?\s{2,}(\S)", line))]
+    assert starts and max(starts) <= 40
 
 
 def test_run_then_info_round_trip(tmp_path: Path) -> None:

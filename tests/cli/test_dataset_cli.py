@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from cli.main import app
 
 TINY = ["--fine", "32", "--coarse", "8", "--trajectories", "2", "--test-trajectories", "1", "--burn-in", "0.01",
-        "--t-end", "0.03", "--every", "0.01", "--members-per-batch", "2"]
+        "--t-end", "0.03", "--save-every", "0.01", "--members-per-batch", "2"]
 
 
 def test_dataset_command_builds_a_file_and_prints_the_summary(tmp_path: Path) -> None:

@@ -48,17 +48,17 @@ def test_demo_rejects_an_unknown_size(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown demo size 'huge'" in result.output
 
 
-def test_evaluate_online_is_wired_into_kolmo_evaluate(tmp_path: Path) -> None:
+def test_evaluate_online_is_a_sub_command_of_kolmo_evaluate(tmp_path: Path) -> None:
     from kolmo.presets import preset
     from kolmo.simulation import run_simulation
 
     cfg = preset("dong2026", 16, t_end=0.05, save_every=0.01, members=2)
     run_simulation(cfg, tmp_path / "a.h5", planner="estimate")
     run_simulation(cfg.replace(seed=1), tmp_path / "b.h5", planner="estimate")
-    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "a.h5"), "--online", "--reference",
+    result = CliRunner().invoke(app, ["evaluate", "online", str(tmp_path / "a.h5"), "--reference",
                                       str(tmp_path / "a.h5"), "--baseline", str(tmp_path / "b.h5"),
                                       "--out", str(tmp_path / "rep"), "--horizons", "0.02,0.05"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rep" / "report.md").exists()
-    missing = CliRunner().invoke(app, ["evaluate", str(tmp_path / "a.h5"), "--online"])
+    missing = CliRunner().invoke(app, ["evaluate", "online", str(tmp_path / "a.h5")])
     assert missing.exit_code == 2 and "--reference" in missing.output

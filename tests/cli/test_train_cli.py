@@ -38,7 +38,7 @@ def test_train_resume_evaluate_export_info_round_trip(tmp_path: Path) -> None:
     assert "Traceback" not in r.output
 
     metrics = tmp_path / "m.json"
-    r = runner.invoke(app, ["evaluate", str(run), "--data", str(data), "--samples", "4", "--conditions", "2",
+    r = runner.invoke(app, ["evaluate", "apriori", str(run), "--data", str(data), "--samples", "4", "--conditions", "2",
                             "--json", str(metrics), *common])
     assert r.exit_code == 0, r.output
     assert "ensemble_mean_rel_error" in r.output and "spread_skill" in r.output
@@ -66,6 +66,6 @@ def test_train_errors_are_one_line_and_typed(tmp_path: Path, monkeypatch) -> Non
     r = runner.invoke(app, ["train", "--data", str(data), "--model", "fm", "--device", "cuda", "--out",
                             str(tmp_path / "r")])
     assert r.exit_code == 2 and "DeviceError" in r.output and "no CPU fallback" in r.output
-    r = runner.invoke(app, ["evaluate", str(tmp_path / "none"), "--data", str(data)])
+    r = runner.invoke(app, ["evaluate", "apriori", str(tmp_path / "none"), "--data", str(data)])
     assert r.exit_code == 2 and "run directory" in r.output and "does not exist" in r.output
     assert "Traceback" not in r.output

@@ -14,9 +14,12 @@ import torch
 
 from closure.data import Normalisation
 from closure.errors import AOTIUnavailableError, ExportCheckError
-from closure.export import ClosureArtifact, artifact_latency, export_closure, export_model, load_artifact
+from closure.export import ClosureArtifact, export_closure, export_model
 from closure.models import ClosureModel, ModelConfig
 from closure.training import TrainConfig, train
+from coupling.artifact import load_artifact
+from coupling.bench import time_artifact
+from coupling.errors import ArtifactFormatError
 from kolmo.errors import ConfigurationError, OutputExistsError
 from tests.closure.synthetic import write_synthetic_dataset
 
@@ -49,7 +52,8 @@ def tiny(model: str, **kw) -> ClosureModel:
 def test_scripted_artifact_equals_the_eager_model_on_fixed_noise(model, kw, tmp_path):
     m = tiny(model, **kw)
     res = export_model(m, NORM, DATASET, tmp_path / "c.pt", run_id="r1")
-    loaded, meta = load_artifact(res.path)
+    art = load_artifact(res.path)
+    loaded, meta = art.module, art.metadata
     eager = ClosureArtifact(m, NORM).eval()
     omega = 0.1 + 2.0 * torch.randn(2, 16, 16)
     noise = torch.randn(eager.noise_shape(2))
@@ -125,11 +129,12 @@ def test_corrupted_or_foreign_files_are_refused(tmp_path):
     good = export_model(tiny("fm"), NORM, DATASET, tmp_path / "c.pt").path
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ExportCheckError, match="is not a loadable TorchScript archive"):
+    with pytest.raises(ArtifactFormatError, match="is not a TorchScript archive or is corrupt"):
         load_artifact(cut)
     plain = tmp_path / "plain.pt"
     torch.jit.save(torch.jit.script(torch.nn.Identity()), str(plain))
-    with pytest.raises(ExportCheckError, match="no valid metadata.json of format 'kolmo-closure'"):
+    with pytest.raises(ArtifactFormatError, match="no metadata.json extra file: a TorchScript module, but not a "
+                                                  "kolmo-closure artifact"):
         load_artifact(plain)
 
 
@@ -138,8 +143,9 @@ def test_a_failing_self_check_keeps_no_file(tmp_path, monkeypatch):
 
     real = export.load_artifact
 
-    def tampered(path, device="cpu"):
-        module, meta = real(path, device)
+    def tampered(path, device="cpu", dtype="float32", probe=True):
+        loaded = real(path, device, dtype, probe)
+        module = loaded.module
 
         class Off(torch.nn.Module):
             def forward(self, omega):
@@ -151,7 +157,8 @@ def test_a_failing_self_check_keeps_no_file(tmp_path, monkeypatch):
             def noise_shape(self, batch):
                 return module.noise_shape(batch)
 
-        return Off(), meta
+        loaded.module = Off()
+        return loaded
 
     monkeypatch.setattr(export, "load_artifact", tampered)
     with pytest.raises(ExportCheckError, match=r"differs from the eager model on fixed noise by 0.001.*not kept"):
@@ -195,5 +202,5 @@ def test_export_of_a_trained_run_and_its_batch_one_latency(tmp_path):
     train(cfg, tmp_path / "run")
     res = export_closure(tmp_path / "run", tmp_path / "c.pt")
     assert res.metadata["run_id"].startswith("latent-fm-none-") and res.metadata["grid"] == 16
-    lat = artifact_latency(res.path, repeats=3, warmup=1)
-    assert lat["median_s"] > 0 and lat["batch"] == 1 and lat["nfe"] == 1
+    (lat,) = time_artifact(res.path, [1], repeat=3, warmup=1)
+    assert lat.median_ms > 0 and lat.batch == 1 and lat.nfe == 1

@@ -101,3 +101,25 @@ def test_info_prints_the_artifact_metadata(make_artifact) -> None:
     assert r.exit_code == 0, r.output
     for text in ("kolmo-closure", "missing-physics", "dong2026", "dataset_fingerprint", "torch_version"):
         assert text in r.text
+
+
+def test_resampling_options_for_a_closure_that_does_not_resample_are_named_once_not_dropped() -> None:
+    from coupling.online import ClosureOptions, prepare_run
+
+    run = prepare_run("kolmogorov", 16, {}, "smagorinsky", ClosureOptions(every=5))
+    assert [n for n in run.notes if "ignored" in n] == [
+        "--closure-every 5 ignored: closure smagorinsky is evaluated every step (only artifact closures are resampled)"]
+    run = prepare_run("kolmogorov", 16, {}, None, ClosureOptions(every=5, jitter=1e-3))
+    assert [n for n in run.notes if "ignored" in n] == [
+        "--closure-every 5 and --closure-jitter 0.001 ignored: there is no closure (only artifact closures are "
+        "resampled)"]
+    assert prepare_run("kolmogorov", 16, {}, None, ClosureOptions()).notes == []
+
+
+def test_run_without_a_closure_builds_its_config_in_the_same_place_init_included(tmp_path: Path) -> None:
+    from coupling.online import prepare_run
+    from kolmo.presets import preset
+
+    run = prepare_run("kolmogorov", 16, {"t_end": 0.5, "members": None}, None, init="runs/x.h5:3")
+    assert run.closure is None
+    assert run.config == preset("kolmogorov", 16, t_end=0.5, initial="file", initial_params={"path": "runs/x.h5:3"})

@@ -101,3 +101,12 @@ def test_every_closure_gets_shape_dtype_and_non_finite_checks() -> None:
     assert np.isinf(nan[2, 3, 4])  # the closure's own array is not modified
     with pytest.raises(ConfigurationError, match="unknown non-finite policy 'ignore'; valid: raise, zero"):
         Bad(nan, nonfinite="ignore")
+
+
+def test_a_closure_is_the_solvers_hook_itself_not_wrapped_and_not_checked_twice() -> None:
+    from kolmo.presets import preset
+    from kolmo.simulation import ClosureHook, Simulation
+
+    c = NoClosure()
+    assert isinstance(c, ClosureHook)
+    assert Simulation(preset("kolmogorov", 16), closure=c).closure is c

@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from kolmo.errors import BlowUpError, ConfigurationError, FileFormatError, OutputExistsError, ShapeError
+from kolmo.errors import BlowUpError, ConfigurationError, FileFormatError, NonFiniteError, OutputExistsError, ShapeError
 from kolmo.io import partial_path
 from kolmo.presets import preset
-from kolmo.simulation import Simulation, run_simulation
+from kolmo.simulation import CallableHook, Simulation, run_simulation
 
 
 def small_dong(**kw):
@@ -150,3 +150,16 @@ def test_closure_hook_receives_the_state_and_its_tendency_is_applied() -> None:
     assert calls == list(range(10))
     expected = 0.01 * np.cos(2 * np.pi * np.arange(16) / 16)[None, :] * np.ones((16, 1))
     np.testing.assert_allclose(sim.vorticity()[0], expected, atol=1e-14)
+
+
+def test_a_plain_callable_closure_is_adapted_once_and_its_output_checked() -> None:
+    cfg = preset("dong2026", 16, advection=False, noise_sigma=0.0, members=2, t_end=0.01, save_every=0.01)
+    sim = Simulation(cfg, closure=lambda state: np.zeros((16, 16)))
+    assert isinstance(sim.closure, CallableHook) and sim.closure.name == "function"
+    with pytest.raises(ShapeError, match=r"closure function returned shape \(16, 16\), expected \(2, 16, 16\)"):
+        sim.advance()
+    sim = Simulation(cfg, closure=lambda state: np.full((2, 16, 16), np.nan))
+    with pytest.raises(NonFiniteError, match="closure function returned non-finite values at step 0"):
+        sim.advance()
+    with pytest.raises(ConfigurationError, match="is not callable"):
+        Simulation(cfg, closure=3.0)

@@ -6,17 +6,21 @@ Stages (each skips work already on disk, so an interrupted demo resumes where it
 2. **train** — the one-step latent flow-matching closure with the MP regularizer
    (``latent-fm``/``mp``) and the reference closure, 10-step physical VE-SDE diffusion (``dm``);
 3. **export** — both as self-checked TorchScript artifacts;
-4. **a priori** — ``kolmo evaluate`` of both on test pairs;
+4. **a priori** — ``kolmo evaluate apriori`` of both on test pairs;
 5. **bench** — ``kolmo bench closures`` (batch 1 and the ensemble size) with diffusion as the
    baseline, so the speed-up of one-step FM is read directly;
 6. **online** — the paper's protocol from the first test snapshot (reduced model, resampling every
    5 steps, jitter 5e-5) with no closure, the true closure (replayed from the dataset), and both
    learned closures, each an ensemble;
-7. **report** — ``kolmo evaluate --online`` of the FM ensemble against the truth with the others
+7. **report** — ``kolmo evaluate online`` of the FM ensemble against the truth with the others
    as baselines (``report/report.md`` and figures), and ``summary.json``.
 
 Folder layout: ``data.h5``, ``runs/<name>/``, ``closures/<name>.pt``, ``apriori/<name>.json``,
 ``bench/closures.{json,png}``, ``online/<name>.h5``, ``report/``, ``summary.json``.
+
+Application code, not library: it calls one public function of each package (``kolmo.dataset``,
+``closure.training``/``evaluation``/``export``, ``coupling.bench``, ``coupling.online``,
+``kolmo.simulation``, ``kolmo.evaluation``); ``cli/demo.py`` only prints its progress.
 """
 
 from __future__ import annotations
@@ -117,142 +121,169 @@ def run_demo(out: str | Path = "demo", size: str = "tiny", threads: int = 1, see
     """Run the whole pipeline of the module docstring into ``out`` (resumable)."""
     import torch
 
-    from closure.evaluation import evaluate_run
-    from closure.export import export_closure
-    from closure.models import ModelConfig
-    from closure.training import TrainConfig, train
-    from coupling.benchmark import bench_closures, plot_bars, write_json
-    from coupling.evaluation import evaluate_online
-    from coupling.online import ClosureOptions, prepare_run
-    from kolmo.dataset import DatasetSpec, build_dataset
-    from kolmo.pairs import open_pairs
-    from kolmo.simulation import run_simulation
-
     if size not in SIZES:
         raise ConfigurationError(f"unknown demo size {size!r}; valid: {', '.join(SIZES)}")
-    sz = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
     t_start = time.perf_counter()
-    result = DemoResult(out=out, size=size, report=out / "report", seconds=0.0)
-
-    def stage(i: int, name: str, message: str, fn: Callable[[], bool]) -> None:
-        if progress is not None:
-            progress(StageEvent(name, i, len(STAGES), False, message))
-        t0 = time.perf_counter()
-        skipped = fn()
-        dt = time.perf_counter() - t0
-        result.stage_seconds[name] = dt
-        if progress is not None:
-            progress(StageEvent(name, i, len(STAGES), True, message, dt, bool(skipped)))
-
-    data = out / "data.h5"
-
-    def do_dataset() -> bool:
-        if data.exists():
-            return True
-        spec = DatasetSpec("dong2026", fine=sz.fine, coarse=sz.coarse, trajectories=sz.trajectories,
-                           test_trajectories=sz.test_trajectories, burn_in=sz.burn_in, t_end=sz.t_end,
-                           members_per_batch=2 if sz.fine <= 64 else 1, seed=seed)
-        build_dataset(spec, data, threads=threads)
-        return False
-
-    stage(1, "dataset", f"dong2026 {sz.fine}² → {sz.coarse}², {sz.trajectories} trajectories", do_dataset)
-
-    def do_train() -> bool:
-        skipped = True
-        for name, m in CLOSURES.items():
-            run_dir = out / "runs" / name
-            if (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists():
-                continue
-            skipped = False
-            cfg = TrainConfig(data=str(data), model=ModelConfig(model=m["model"], reg=m["reg"], grid=sz.coarse),
-                              epochs=sz.epochs, ae_epochs=sz.ae_epochs, batch=sz.batch, seed=seed)
-            train(cfg, run_dir, resume=run_dir.exists(), progress=train_progress)
-        return skipped
-
-    stage(2, "train", f"latent FM (MP) and physical DM, {sz.epochs} epochs", do_train)
-
-    artifacts = {name: out / "closures" / f"{name}.pt" for name in CLOSURES}
-
-    def do_export() -> bool:
-        skipped = True
-        for name, path in artifacts.items():
-            if path.exists():
-                continue
-            skipped = False
-            path.parent.mkdir(parents=True, exist_ok=True)
-            export_closure(out / "runs" / name, path)
-        return skipped
-
-    stage(3, "export", "self-checked TorchScript artifacts", do_export)
-
-    def do_apriori() -> bool:
-        skipped = True
-        for name in CLOSURES:
-            path = out / "apriori" / f"{name}.json"
-            if path.exists():
-                result.apriori[name] = json.loads(path.read_text())
-                continue
-            skipped = False
-            metrics = evaluate_run(out / "runs" / name, data, samples=sz.apriori_samples,
-                                   conditions=sz.apriori_conditions, seed=seed)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(metrics, indent=1, default=str))
-            result.apriori[name] = metrics
-        return skipped
-
-    stage(4, "a priori", f"{sz.apriori_conditions} test conditions × {sz.apriori_samples} samples", do_apriori)
-
-    def do_bench() -> bool:
-        path = out / "bench" / "closures.json"
-        if path.exists():
-            result.bench = json.loads(path.read_text())["rows"]
-            return True
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = bench_closures([artifacts["dm"], artifacts["latent-fm-mp"]], sorted({1, sz.members}),
-                              repeat=sz.bench_repeat, warmup=3)
-        write_json(rows, path)
-        plot_bars(rows, out / "bench" / "closures.png")
-        result.bench = [r.as_dict() for r in rows]
-        return False
-
-    stage(5, "bench", "latency per call, diffusion as the baseline", do_bench)
-
-    pairs = open_pairs(data, "test")
-    trajectory = int(pairs.trajectory[0])
-    init = f"{data}:test:0"
-    runs = {"none": "none", "true": f"replay:{data}:{trajectory}", **{n: str(p) for n, p in artifacts.items()}}
-    online_files = {name: out / "online" / f"{name}.h5" for name in runs}
-
-    def do_online() -> bool:
-        skipped = True
-        for name, spec in runs.items():
-            path = online_files[name]
-            if path.exists():
-                continue
-            skipped = False
-            path.parent.mkdir(parents=True, exist_ok=True)
-            options = ClosureOptions(every=5, jitter=5e-5, seed=seed, threads=threads)
-            online = prepare_run("dong2026", sz.coarse, {"members": sz.members, "seed": seed,
-                                                         "t_end": sz.online_time, "save_every": 0.1},
-                                 None if spec == "none" else spec, options, protocol="paper", init=init)
-            run_simulation(online.config, path, closure=online.closure, threads=threads)
-        return skipped
-
-    stage(6, "online", f"{sz.online_time:g} time units, {sz.members} members: none / true / FM / DM", do_online)
-
-    def do_report() -> bool:
-        if (result.report / "metrics.json").exists():
-            result.online = json.loads((result.report / "metrics.json").read_text())
-            return True
-        result.online = evaluate_online(online_files["latent-fm-mp"], f"{data}:test:{trajectory}",
-                                        [online_files["none"], online_files["true"], online_files["dm"]],
-                                        result.report, horizons=sz.horizons)
-        return False
-
-    stage(7, "report", "online evaluation and figures", do_report)
+    demo = _Demo(out, SIZES[size], threads, seed, progress, train_progress,
+                 DemoResult(out=out, size=size, report=out / "report", seconds=0.0))
+    sz = demo.sz
+    demo.stage(1, "dataset", f"dong2026 {sz.fine}² → {sz.coarse}², {sz.trajectories} trajectories", demo.dataset)
+    demo.stage(2, "train", f"latent FM (MP) and physical DM, {sz.epochs} epochs", demo.train)
+    demo.stage(3, "export", "self-checked TorchScript artifacts", demo.export)
+    demo.stage(4, "a priori", f"{sz.apriori_conditions} test conditions × {sz.apriori_samples} samples", demo.apriori)
+    demo.stage(5, "bench", "latency per call, diffusion as the baseline", demo.bench)
+    demo.stage(6, "online", f"{sz.online_time:g} time units, {sz.members} members: none / true / FM / DM",
+               demo.online)
+    demo.stage(7, "report", "online evaluation and figures", demo.report)
+    result = demo.result
     result.seconds = time.perf_counter() - t_start
     (out / "summary.json").write_text(json.dumps(result.as_dict(), indent=1, default=str))
     return result
+
+
+@dataclass
+class _Demo:
+    """The stages of :func:`run_demo`; each returns ``True`` when its output was already on disk."""
+
+    out: Path
+    sz: DemoSize
+    threads: int
+    seed: int
+    progress: Optional[Callable[[StageEvent], None]]
+    train_progress: Optional[Callable[[Any], None]]
+    result: DemoResult
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data.h5"
+
+    @property
+    def artifacts(self) -> dict[str, Path]:
+        return {name: self.out / "closures" / f"{name}.pt" for name in CLOSURES}
+
+    def stage(self, i: int, name: str, message: str, fn: Callable[[], bool]) -> None:
+        if self.progress is not None:
+            self.progress(StageEvent(name, i, len(STAGES), False, message))
+        t0 = time.perf_counter()
+        skipped = fn()
+        dt = time.perf_counter() - t0
+        self.result.stage_seconds[name] = dt
+        if self.progress is not None:
+            self.progress(StageEvent(name, i, len(STAGES), True, message, dt, bool(skipped)))
+
+    def dataset(self) -> bool:
+        from kolmo.dataset import DatasetSpec, build_dataset
+
+        if self.data.exists():
+            return True
+        sz = self.sz
+        spec = DatasetSpec("dong2026", fine=sz.fine, coarse=sz.coarse, trajectories=sz.trajectories,
+                           test_trajectories=sz.test_trajectories, burn_in=sz.burn_in, t_end=sz.t_end,
+                           members_per_batch=2 if sz.fine <= 64 else 1, seed=self.seed)
+        build_dataset(spec, self.data, threads=self.threads)
+        return False
+
+    def train(self) -> bool:
+        from closure.models import ModelConfig
+        from closure.training import TrainConfig, train
+
+        skipped, sz = True, self.sz
+        for name, m in CLOSURES.items():
+            run_dir = self.out / "runs" / name
+            if (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists():
+                continue
+            skipped = False
+            cfg = TrainConfig(data=str(self.data), model=ModelConfig(model=m["model"], reg=m["reg"], grid=sz.coarse),
+                              epochs=sz.epochs, ae_epochs=sz.ae_epochs, batch=sz.batch, seed=self.seed)
+            train(cfg, run_dir, resume=run_dir.exists(), progress=self.train_progress)
+        return skipped
+
+    def export(self) -> bool:
+        from closure.export import export_closure
+
+        skipped = True
+        for name, path in self.artifacts.items():
+            if path.exists():
+                continue
+            skipped = False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export_closure(self.out / "runs" / name, path)
+        return skipped
+
+    def apriori(self) -> bool:
+        from closure.evaluation import evaluate_run
+
+        skipped = True
+        for name in CLOSURES:
+            path = self.out / "apriori" / f"{name}.json"
+            if path.exists():
+                self.result.apriori[name] = json.loads(path.read_text())
+                continue
+            skipped = False
+            metrics = evaluate_run(self.out / "runs" / name, self.data, samples=self.sz.apriori_samples,
+                                   conditions=self.sz.apriori_conditions, seed=self.seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(metrics, indent=1, default=str))
+            self.result.apriori[name] = metrics
+        return skipped
+
+    def bench(self) -> bool:
+        from coupling.bench import bench_closures, plot_bars, write_json
+
+        path = self.out / "bench" / "closures.json"
+        if path.exists():
+            self.result.bench = json.loads(path.read_text())["rows"]
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = bench_closures([self.artifacts["dm"], self.artifacts["latent-fm-mp"]], sorted({1, self.sz.members}),
+                              repeat=self.sz.bench_repeat, warmup=3)
+        write_json(rows, path)
+        plot_bars(rows, self.out / "bench" / "closures.png")
+        self.result.bench = [r.as_dict() for r in rows]
+        return False
+
+    def _trajectory(self) -> int:
+        from kolmo.pairs import open_pairs
+
+        with open_pairs(self.data, "test") as pairs:
+            return int(pairs.trajectory[0])
+
+    def _online_files(self) -> dict[str, Path]:
+        return {name: self.out / "online" / f"{name}.h5" for name in ("none", "true", *CLOSURES)}
+
+    def online(self) -> bool:
+        from coupling.online import ClosureOptions, prepare_run
+        from kolmo.simulation import run_simulation
+
+        sz, skipped = self.sz, True
+        runs = {"none": "none", "true": f"replay:{self.data}:{self._trajectory()}",
+                **{n: str(p) for n, p in self.artifacts.items()}}
+        for name, path in self._online_files().items():
+            if path.exists():
+                continue
+            skipped = False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            options = ClosureOptions(every=5, jitter=5e-5, seed=self.seed, threads=self.threads)
+            spec = runs[name]
+            online = prepare_run("dong2026", sz.coarse, {"members": sz.members, "seed": self.seed,
+                                                         "t_end": sz.online_time, "save_every": 0.1},
+                                 None if spec == "none" else spec, options, protocol="paper",
+                                 init=f"{self.data}:test:0")
+            run_simulation(online.config, path, closure=online.closure, threads=self.threads)
+        return skipped
+
+    def report(self) -> bool:
+        from kolmo.evaluation import evaluate_online
+
+        result = self.result
+        if (result.report / "metrics.json").exists():
+            result.online = json.loads((result.report / "metrics.json").read_text())
+            return True
+        files = self._online_files()
+        result.online = evaluate_online(files["latent-fm-mp"], f"{self.data}:test:{self._trajectory()}",
+                                        [files["none"], files["true"], files["dm"]], result.report,
+                                        horizons=self.sz.horizons)
+        return False

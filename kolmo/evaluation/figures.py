@@ -1,8 +1,10 @@
-r"""Figures and Markdown of the online-evaluation report (:func:`coupling.evaluation.evaluate_online`).
+r"""Figures of the online-evaluation report (:func:`kolmo.evaluation.online.evaluate_online`).
 
-Matplotlib is imported inside :func:`write_figures` only, with the object-oriented API and the
-Agg canvas (no pyplot state, no display). Every figure states the preset, grid, files, units and
-how to read it, so that a closure can be judged from the figures alone:
+Matplotlib (the optional extra ``kolmo[plots]``) is imported inside :func:`write_figures` only
+(:func:`figure_class`; its absence is an :class:`~kolmo.errors.OptionalDependencyError`), with
+the object-oriented API and the Agg canvas (no pyplot state, no display). Every figure states
+the preset, grid, files, units and how to read it, so that a closure can be judged from the
+figures alone:
 
 =====================  ==========================================================================
 file                   content
@@ -27,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_figures", "markdown", "FIGURES"]
+from kolmo.errors import OptionalDependencyError
+from kolmo.evaluation.report import STAT_NAMES, fmt
+
+__all__ = ["write_figures", "figure_class", "FIGURES"]
 
 FIGURES = ("snapshots.png", "error_vs_time.png", "spectra.png", "timeseries.png", "pdfs.png", "scores.png")
 REF_COLOR = "black"
@@ -35,47 +40,9 @@ RUN_COLOR = "tab:blue"
 BASE_COLORS = ("tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
                "tab:cyan", "tab:gray")
 _PANELS = {"left": 0.06, "right": 0.985, "bottom": 0.11, "top": 0.84, "wspace": 0.28}
-STAT_NAMES = {
-    "spectrum_error_energy": "energy spectrum (log10 RMS)",
-    "spectrum_error_enstrophy": "enstrophy spectrum (log10 RMS)",
-    "w1_vorticity": "W1 vorticity PDF",
-    "w1_u": "W1 u PDF",
-    "w1_v": "W1 v PDF",
-    "energy_series_error": "energy time series (rel. RMS)",
-    "enstrophy_series_error": "enstrophy time series (rel. RMS)",
-    "horizon_shortfall": "blow-up horizon shortfall",
-}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _fmt(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            return "—"
-        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
-            return f"{x:.{digits}e}"
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
-def _pm(mean: Any, two_std: Any) -> str:
-    if mean is None:
-        return "—"
-    return f"{_fmt(mean)} ± {_fmt(two_std, 2)}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _positive(x: np.ndarray) -> np.ndarray:
     """``x`` with non-positive and non-finite entries masked as NaN (for log axes)."""
     y = np.array(x, dtype=np.float64)
@@ -98,9 +65,19 @@ def _sources(m: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, str, An
 
 
 # ---------------------------------------------------------------------------------------------- figures
+def figure_class() -> Any:
+    """``matplotlib.figure.Figure``, or :class:`OptionalDependencyError` naming ``pip install kolmo[plots]``."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise OptionalDependencyError("figures need matplotlib, which is not installed; install it with "
+                                      "`pip install kolmo[plots]` (or ask for no figures)") from None
+    return Figure
+
+
 def write_figures(m: dict[str, Any], data: dict[str, Any], out: Path) -> list[str]:
     """Write the PNG figures into ``out``; return their file names."""
-    from matplotlib.figure import Figure
+    Figure = figure_class()
 
     files = [_snapshots(Figure, m, data, out), _errors(Figure, m, data, out), _spectra(Figure, m, data, out),
              _timeseries(Figure, m, data, out), _pdfs(Figure, m, data, out)]
@@ -242,7 +219,7 @@ def _spectra(Figure: Any, m: dict[str, Any], data: dict[str, Any], out: Path) ->
                 continue
             d = m["results"][label]["statistics"][f"spectrum_error_{name}"]
             ax.loglog(k[sel], _positive(spec.mean(axis=0))[sel], color=color,
-                      label=f"{label}: error {_fmt(d)} decades")
+                      label=f"{label}: error {fmt(d)} decades")
             if spec.shape[0] > 1:
                 ax.fill_between(k[sel], _positive(spec.min(axis=0))[sel], _positive(spec.max(axis=0))[sel],
                                 color=color, alpha=0.15, lw=0)
@@ -280,7 +257,7 @@ def _timeseries(Figure: Any, m: dict[str, Any], data: dict[str, Any], out: Path)
                            0.0)
             std = np.sqrt(var)
             d = m["results"][label]["statistics"][f"{name}_series_error"]
-            ax.plot(times, mean, color=color, label=f"{label}: rel. RMS error {_fmt(d)}")
+            ax.plot(times, mean, color=color, label=f"{label}: rel. RMS error {fmt(d)}")
             if acc.src.members > 1:
                 ax.fill_between(times, mean - 2 * std, mean + 2 * std, color=color, alpha=0.2, lw=0)
         ax.set_xlabel("time since start [time units]")
@@ -317,7 +294,7 @@ def _pdfs(Figure: Any, m: dict[str, Any], data: dict[str, Any], out: Path) -> st
                 continue
             dens, _ = np.histogram(smp[np.isfinite(smp)], bins=edges, density=True)
             w1 = m["results"][label]["statistics"][f"w1_{var}"]
-            ax.semilogy(centres, _positive(dens), color=color, label=f"{label}: W1 = {_fmt(w1)}")
+            ax.semilogy(centres, _positive(dens), color=color, label=f"{label}: W1 = {fmt(w1)}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("probability density")
         ax.set_title(f"PDF of {var} (pooled over members and times)", fontsize=9)
@@ -368,113 +345,3 @@ def _scores(Figure: Any, m: dict[str, Any], out: Path) -> str:
         ax.legend(fontsize=8, loc="lower left")
     fig.savefig(out / "scores.png", dpi=110)
     return "scores.png"
-
-
-# ---------------------------------------------------------------------------------------------- markdown
-def markdown(m: dict[str, Any], figures: list[str]) -> str:
-    """The ``report.md`` text: setup, warnings, tables, figures, definitions."""
-    run, ref = m["run"], m["reference"]
-    primary = m["primary_protocol"]
-    labels = list(m["results"])
-    out: list[str] = [f"# Online evaluation — {run['label']}", ""]
-    out.append(f"Preset **{m['preset']}**, primary protocol **{primary}**: {m['protocols'][primary]}.")
-    out.append("")
-    setup = [["run", f"`{run['path']}`", f"closure `{run['closure']}`, {run['members']} members, {run['grid']}², "
-              f"status {run['status']}, t ∈ [{_fmt(run['t_first'])}, {_fmt(run['t_last'])}]"],
-             ["reference", f"`{ref['spec']}`", f"{ref['kind']}, {ref['members']} member(s), grid {ref['grid']}², "
-              f"coarse-graining: {ref['coarse_graining']}; truth trajectory: {ref['truth']}"]]
-    for b in m["baselines"]:
-        setup.append(["baseline", f"`{b['path']}`", f"closure `{b['closure']}`, {b['members']} members, "
-                      f"{b['grid']}², {b['coarse_graining']}, status {b['status']}"])
-    out += ["## Setup", "", _table(["role", "file", "details"], setup), ""]
-    al = m["alignment"]
-    t = al["times"]
-    out.append(f"- Grid {m['grid']['n']}², L = {_fmt(m['grid']['L'])}; coarse-graining rule: "
-               f"{m['grid']['coarse_graining_rule']}.")
-    out.append(f"- Times: {al['evaluated']} of the run's {al['run_snapshots']} snapshots matched a reference "
-               f"snapshot ({al['rule']}; tolerance {_fmt(al['tolerance'])}), t ∈ [{_fmt(t[0])}, {_fmt(t[-1])}] "
-               f"(run clock; a dataset truth is re-based so that its start record is t = 0).")
-    if ref.get("kind") == "dataset":
-        out.append(f"- Truth: dataset trajectory {ref['trajectory']} of split `{ref['split']}` from record "
-                   f"{ref['start_index']} (dataset time {_fmt(ref['start_time_in_dataset'])})"
-                   + (", taken from the run's `--init`" if ref.get("inferred_from_run_init") else "") + ".")
-    out.append(f"- Similarity scores against: **{m['similarity_baseline'] or 'no baseline given'}**.")
-    out.append(f"- kolmo {m['kolmo_version']}, {m['created']}.")
-    out.append("")
-    if m["warnings"]:
-        out += ["## Warnings", ""] + [f"- {w}" for w in m["warnings"]] + [""]
-
-    # trajectory tables
-    hs = m["horizons"]
-
-    def hcol(j: int) -> str:
-        times = [r["trajectory"]["at_horizons"][j]["time"] for r in m["results"].values()]
-        used = next((x for x in times if x is not None), None)
-        h = hs[j]
-        return f"+{h:g}" if used is None or abs(used - h) < 1e-9 else f"+{h:g} (t = {used:.4g})"
-
-    def row(label: str, key: str, two: str | None = None) -> list[str]:
-        cells = [label]
-        for r in m["results"][label]["trajectory"]["at_horizons"]:
-            cells.append(_pm(r[key], r[two]) if two else _fmt(r[key]))
-        return cells
-
-    header = ["source"] + [hcol(j) for j in range(len(hs))]
-    traj = ["## Trajectory skill vs the truth", "",
-            "Relative L2 error of each member vs the truth, **mean ± 2 std over members**:", "",
-            _table(header, [row(lb, "rel_error_mean", "rel_error_2std") for lb in labels]), "",
-            "Relative error of the **ensemble mean**:", "",
-            _table(header, [row(lb, "ensemble_mean_rel_error") for lb in labels]), "",
-            "**Spread–skill ratio** √((B+1)/B)·spread / RMSE(ensemble mean) (1 = calibrated, < 1 over-confident; "
-            "undefined for one member):", "",
-            _table(header, [row(lb, "spread_skill") for lb in labels]), "",
-            "**Fair CRPS** averaged over grid points [1/time] (lower is better):", "",
-            _table(header, [row(lb, "crps") for lb in labels]), ""]
-    if m["similarity"]:
-        traj += [f"Similarity of the member-mean relative error vs **{m['similarity_baseline']}** "
-                 "(1 − e/e_baseline):", "",
-                 _table(header, [[lb] + [_fmt(v) for v in s["rel_error_mean_at_horizons"]]
-                                 for lb, s in m["similarity"].items()]), ""]
-
-    # statistics tables
-    stat_rows = []
-    for key, name in STAT_NAMES.items():
-        stat_rows.append([name] + [_fmt(m["results"][lb]["statistics"][key]) for lb in labels])
-    stats = ["## Statistics vs the coarse-grained reference", "",
-             f"Distances d (lower is better), pooled over members and times ≥ {m['settings']['statistics_start']:g}; "
-             f"spectra scored for 0 < k ≤ {_fmt(m['grid']['spectral_cutoff_k'])} (2/3 of the coarse Nyquist):", "",
-             _table(["distance"] + labels, stat_rows), ""]
-    if m["similarity"]:
-        sl = list(m["similarity"])
-        stats += [f"Similarity scores 1 − d/d_baseline against **{m['similarity_baseline']}** (1 perfect, "
-                  "0 no better than the baseline, < 0 worse):", "",
-                  _table(["distance"] + sl, [[name] + [_fmt(m["similarity"][lb][key]) for lb in sl]
-                                             for key, name in STAT_NAMES.items()]), ""]
-    hor_rows = []
-    for lb in labels:
-        h = m["results"][lb]["statistics"]["horizon"]
-        hor_rows.append([lb, _fmt(h.get("horizon_mean")), _fmt(h.get("horizon_min")),
-                         _fmt(h.get("blowup_free_fraction")), _fmt(h.get("members_blown_up")),
-                         _fmt(h.get("t_window")), h.get("basis", "")])
-    stats += ["Blow-up-free horizon (first time a member is non-finite or its enstrophy exceeds "
-              f"{m['settings']['blowup_factor']:g}× the reference maximum; censored at the window end):", "",
-              _table(["source", "mean horizon", "min horizon", "blow-up-free fraction", "members blown up",
-                      "window end", "from"], hor_rows), ""]
-    sections = traj + stats if primary == "trajectory" else stats + traj
-    out += sections
-
-    captions = {
-        "snapshots.png": "Vorticity snapshots: truth, baselines (member 0), first closure members.",
-        "error_vs_time.png": "Relative error vs time (± 2 std band), spread–skill ratio, fair CRPS.",
-        "spectra.png": "Time-mean energy and enstrophy spectra; shaded: beyond the scored cutoff.",
-        "timeseries.png": "Domain-mean energy and enstrophy vs time (± 2 std band).",
-        "pdfs.png": "PDFs of vorticity and velocity components with W1 distances.",
-        "scores.png": "Similarity scores against the first baseline.",
-    }
-    if figures:
-        out += ["## Figures", ""]
-        for f in figures:
-            out += [f"### {captions.get(f, f)}", "", f"![{f}]({f})", ""]
-    out += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in m["definitions"].items()] + [""]
-    out.append("All numbers are also in `metrics.json` (non-finite or undefined values as `null`).")
-    return "\n".join(out) + "\n"

@@ -1,4 +1,4 @@
-"""Online evaluation (``kolmo evaluate --online``): self-consistency, ordering of models, the report
+"""Online evaluation (``kolmo evaluate online``): self-consistency, ordering of models, the report
 folder, dataset references, blow-up detection and typed errors — on tiny runs of the real solver."""
 
 import json
@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from coupling.evaluation import NoOverlapError, align_times, evaluate_online, parse_reference
+from kolmo.evaluation.online import NoOverlapError, align_times, evaluate_online, parse_reference
 from kolmo.coarse import spectral_truncate, subsample
 from kolmo.dataset import DatasetSpec, build_dataset
 from kolmo.errors import ConfigurationError, FileFormatError, OutputExistsError, ShapeError
