@@ -61,6 +61,9 @@ def apriori(
         table.add_row("seconds_per_sample", f"CPU, {res['threads']} thread(s), batch {batch or samples}",
                       f"{res['seconds_per_sample']:.3g}")
         table.add_row("flops_per_sample", "encoder + NFE x network + decoder", f"{res['flops_per_sample']:.3g}")
+        if res.get("irreducible_floor") is not None:
+            table.add_row("irreducible_floor", f"target {res['target']}: noise share no model can predict",
+                          f"{res['irreducible_floor']:.4g}")
         console.print(table)
         if not res["dataset_matches_training"]:
             console.print("[yellow]note[/]: --data is not the dataset this model was trained on (fingerprints differ)")

@@ -15,6 +15,12 @@ sample std                     pixel-wise ensemble std (``ddof = 1``), averaged 
 spectrum error                 ``Σ_k |mean_s E_{Ĥ_s}(k) − E_H(k)| / Σ_k E_H(k)`` with ``E_f`` the
                                isotropic power spectrum of the field ``f`` itself
                                (:func:`kolmo.diagnostics.spectra`: ``Σ_k E_f(k) = ½⟨f²⟩``)
+field std ratio                ``mean_s std_x(Ĥ_s) / std_x(H)`` (1 for samples of the law; the
+                               conditional mean is smoother)
+high-band energy ratio         power of the samples over the truth's in ``N/4 ≤ k < N/2``
+irreducible floor              for a noise-inclusive target, the dataset's stated floor of the
+                               ensemble-mean error (:func:`kolmo.targets.noise_floor`), reported
+                               beside the error
 fair CRPS                      per pixel ``(1/S) Σ_s |Ĥ_s − H| − (1/(2 S (S−1))) Σ_{s,s'} |Ĥ_s − Ĥ_s'|``
                                (Ferro 2014), averaged over pixels (1/time²) and relative to rms(H)
 spread–skill ratio             ``√((S+1)/S) · spread / skill`` with ``spread² = ⟨Var_s Ĥ⟩`` (``ddof 1``)
@@ -45,7 +51,7 @@ from kolmo.diagnostics import spectra
 from kolmo.grid import Grid
 
 __all__ = ["ensemble_mean_relative_error", "per_sample_relative_errors", "pixel_std", "closure_spectrum",
-           "spectrum_error", "fair_crps", "spread_skill_terms", "spread_skill_ratio", "evaluate_model",
+           "spectrum_error", "field_std_ratio", "high_band_energy_ratio", "fair_crps", "spread_skill_terms", "spread_skill_ratio", "evaluate_model",
            "evaluate_run", "evenly_spaced_rows", "METRICS"]
 
 METRICS = {
@@ -55,6 +61,8 @@ METRICS = {
     "sample_std": "pixel-wise sample std (1/time²)",
     "sample_std_rel": "pixel-wise sample std / rms(H)",
     "spectrum_error": "Σ|⟨E_Ĥ⟩ − E_H| / ΣE_H",
+    "field_std_ratio": "std_x(Ĥ_s) / std_x(H), mean over samples",
+    "high_band_energy_ratio": "power of Ĥ_s / power of H for N/4 <= k < N/2",
     "crps": "fair CRPS (1/time²)",
     "crps_rel": "fair CRPS / rms(H)",
     "spread_skill": "spread–skill ratio",
@@ -105,6 +113,24 @@ def spectrum_error(samples: np.ndarray, truth: np.ndarray, L: float = 1.0) -> fl
     e_samples = closure_spectrum(samples, L).mean(axis=0)
     e_truth = closure_spectrum(truth, L)
     return float(np.abs(e_samples - e_truth).sum() / e_truth.sum())
+
+
+def field_std_ratio(samples: np.ndarray, truth: np.ndarray) -> float:
+    """``mean_s std_x(Ĥ_s) / std_x(H)``: the amplitude of each sample field against the truth's (a sample
+    of the conditional law has ratio ≈ 1; the conditional mean is smoother, < 1)."""
+    _check(samples, truth)
+    return float(samples.reshape(samples.shape[0], -1).std(axis=1).mean() / truth.std())
+
+
+def high_band_energy_ratio(samples: np.ndarray, truth: np.ndarray, L: float = 1.0) -> float:
+    """``Σ_{k ∈ [N/4, N/2)} mean_s E_{Ĥ_s}(k) / Σ_{k ∈ [N/4, N/2)} E_H(k)``: power of the samples in the upper
+    half of the resolved band against the truth's (one-step samplers are known to lose it)."""
+    _check(samples, truth)
+    n = truth.shape[-1]
+    band = slice(n // 4, n // 2)
+    e_samples = closure_spectrum(samples, L).mean(axis=0)[band]
+    e_truth = closure_spectrum(truth, L)[band]
+    return float(e_samples.sum() / e_truth.sum())
 
 
 def fair_crps(samples: np.ndarray, truth: np.ndarray) -> float:
@@ -201,7 +227,8 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
     gen = torch.Generator().manual_seed(seed)
     batch = batch or samples
     per: dict[str, list[float]] = {k: [] for k in ("ensemble_mean_rel_error", "sample_std", "sample_std_rel",
-                                                   "spectrum_error", "crps", "crps_rel", "straightness")}
+                                                   "spectrum_error", "crps", "crps_rel", "straightness",
+                                                   "field_std_ratio", "high_band_energy_ratio")}
     all_errors: list[np.ndarray] = []
     variances: list[float] = []
     sq_errors: list[float] = []
@@ -224,6 +251,8 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
         per["sample_std"].append(pixel_std(ens))
         per["sample_std_rel"].append(per["sample_std"][-1] / rms)
         per["spectrum_error"].append(spectrum_error(ens, truth, L or 1.0))
+        per["field_std_ratio"].append(field_std_ratio(ens, truth))
+        per["high_band_energy_ratio"].append(high_band_energy_ratio(ens, truth, L or 1.0))
         per["crps"].append(fair_crps(ens, truth))
         per["crps_rel"].append(per["crps"][-1] / rms)
         v, e = spread_skill_terms(ens, truth)
@@ -263,6 +292,12 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint
     run = load_run(run_dir, checkpoint)
     info = read_info(data)
     result = evaluate_model(run.model, run.normalisation, data, L=info.L, **kwargs)
+    from kolmo.pairs import Pairs
+
+    with Pairs(data, "test") as pairs:
+        stats = pairs.attrs.get("stats", {})
+        result["target"] = pairs.attrs.get("target")
+    result["irreducible_floor"] = stats.get("irreducible_floor") if isinstance(stats, dict) else None
     result.update({"run_id": run.run_id, "checkpoint": str(run.checkpoint), "epoch": run.epoch,
                    "phase": run.phase, "dataset_matches_training": info.fingerprint == run.dataset.get("fingerprint")})
     return result

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from closure.evaluation import (closure_spectrum, ensemble_mean_relative_error, evaluate_model, evenly_spaced_rows,
-                                fair_crps, per_sample_relative_errors, pixel_std, spectrum_error, spread_skill_ratio,
+                                fair_crps, field_std_ratio, high_band_energy_ratio, per_sample_relative_errors, pixel_std, spectrum_error, spread_skill_ratio,
                                 spread_skill_terms)
 from closure.models import ClosureModel, ModelConfig
 from tests.closure.synthetic import write_synthetic_dataset
@@ -115,3 +115,22 @@ def test_evaluate_model_returns_every_metric_with_the_settings(tmp_path):
     assert 0 < res["straightness"] <= 1
     again = evaluate_model(model, info.normalisation, data, samples=4, conditions=3)
     assert again["ensemble_mean_rel_error"] == res["ensemble_mean_rel_error"]  # seeded noise
+
+
+def test_field_std_ratio_is_one_for_samples_like_the_truth_and_lower_for_their_mean():
+    rng = np.random.default_rng(4)
+    truth = rng.standard_normal((16, 16))
+    samples = rng.standard_normal((50, 16, 16))
+    assert field_std_ratio(samples, truth) == pytest.approx(1.0, rel=0.1)
+    mean = np.repeat(samples.mean(axis=0)[None], 2, axis=0)  # the conditional mean of white noise: ~0
+    assert field_std_ratio(mean, truth) < 0.2
+    assert field_std_ratio(3.0 * truth[None], truth) == pytest.approx(3.0)
+
+
+def test_high_band_energy_ratio_sees_only_modes_in_the_upper_half_of_the_band():
+    x = np.arange(16) / 16
+    low = np.cos(2 * np.pi * 2 * x)[None, :].repeat(16, axis=0)   # |k| = 2 < N/4
+    high = np.cos(2 * np.pi * 5 * x)[None, :].repeat(16, axis=0)  # N/4 <= |k| = 5 < N/2
+    truth = low + high
+    assert high_band_energy_ratio((low + 2 * high)[None].repeat(2, axis=0), truth) == pytest.approx(4.0)
+    assert high_band_energy_ratio((3 * low + high)[None].repeat(2, axis=0), truth) == pytest.approx(1.0)

@@ -55,6 +55,23 @@ def test_a_seed_reproduces_an_ensemble_exactly_and_another_seed_does_not(make_ar
     assert not np.allclose(a[0], a[1])  # one broadcast initial condition: members differ by their closure samples
 
 
+@pytest.mark.parametrize("s, spread", [(1e-2, True), (0.0, False)])
+def test_online_member_spread_is_nonzero_for_a_stochastic_artifact_and_zero_for_a_deterministic_one(
+        make_artifact, s: float, spread: bool) -> None:
+    """Four members from one broadcast snapshot, the reduced model without its own noise (the
+    noise-inclusive target), no jitter: only the closure's samples can separate the members."""
+    cfg = reduced_config(16, members=4, t_end=0.02)
+    closure = ArtifactClosure(make_artifact(LinearNoise(16, a=-0.5, s=s)), every=5, jitter=0.0, seed=3)
+    sim = Simulation(cfg, closure=closure, omega0=OMEGA, planner="estimate")
+    for _ in range(cfg.steps):
+        sim.advance()
+    member_std = float(sim.vorticity().std(axis=0).max())
+    if spread:
+        assert member_std > 1e-6
+    else:
+        assert member_std == 0.0
+
+
 @pytest.mark.parametrize("every", [1, 5])
 def test_the_artifact_is_called_every_k_steps_and_held_with_jitter_in_between(make_artifact, every: int) -> None:
     """Fresh samples (jumps of order s = 1) exactly at steps 0, k, 2k, ...; between them the held

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One network evaluation, the full conditional law (issue 10): trains every generator family on the same
+# dong2026 data with the same budget, then compares them a priori and online, and times their artifacts.
+#
+#   FM-1 / FM-10   latent-fm (conv latent, MP, pooled condition), 1 and 10 Euler steps (one model)
+#   SI-10          latent-si, 10 Euler–Maruyama steps
+#   DM-10          physical VE-SDE diffusion, 10 Euler–Maruyama steps (the reference's P-CDM sampler)
+#   MF-1           latent-mf, one MeanFlow jump
+#   RF-1           latent-reflow, one Euler step, trained on couplings drawn by FM-20 (the FM teacher)
+#
+# Budget: EPOCHS generator epochs (and AE_EPOCHS autoencoder epochs for latent models) for every family,
+# batch BATCH; the reflow student trains REFLOW_EPOCHS more epochs on top of its teacher (stated in the
+# summary). Usage: bash benchmarks/one_step.sh [WORKDIR]; rerunning resumes (every step skips what exists).
+# Results: WORKDIR/summary.json and .md; copy them to benchmarks/data/one_step/ to publish.
+set -euo pipefail
+W=${1:-build/one-step}
+FINE=${FINE:-128}; COARSE=${COARSE:-64}; TRAJ=${TRAJ:-20}; TEST=${TEST:-2}; BURN=${BURN:-10}; TEND=${TEND:-30}
+EPOCHS=${EPOCHS:-20}; AE_EPOCHS=${AE_EPOCHS:-10}; REFLOW_EPOCHS=${REFLOW_EPOCHS:-10}; BATCH=${BATCH:-64}
+TEACHER_STEPS=${TEACHER_STEPS:-20}; SAMPLES=${SAMPLES:-100}; CONDITIONS=${CONDITIONS:-10}
+MEMBERS=${MEMBERS:-8}; ONLINE=${ONLINE:-10}; ICS=${ICS:-0 100 200}; DEVICE=${DEVICE:-cpu}
+# The physical DM-10 closure costs ~1 s per 8-member call on the 2-core CPU (2,000 calls per 10 time units):
+# online it runs from the first initial condition only, for DM_ONLINE time units (stated in the summary).
+DM_ONLINE=${DM_ONLINE:-5}; REPEAT=${REPEAT:-5}; BENCH_BATCH=${BENCH_BATCH:-1,8,100}
+mkdir -p "$W"
+k() { kolmo "$@"; }
+LATENT=(--reg mp --condition pooled --ae-epochs "$AE_EPOCHS")
+COMMON=(--epochs "$EPOCHS" --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0)
+
+[ -f "$W/data.h5" ] || k dataset --preset dong2026 --fine "$FINE" --coarse "$COARSE" --trajectories "$TRAJ" \
+    --test-trajectories "$TEST" --burn-in "$BURN" --t-end "$TEND" --threads 1 --out "$W/data.h5"
+
+train() {  # name, then kolmo train options
+  local name=$1; shift
+  if [ -f "$W/$name/run.json" ] && [ -f "$W/$name.trained" ]; then return; fi
+  [ -d "$W/$name" ] && [ ! -f "$W/$name/last.pt" ] && rm -rf "${W:?}/$name"  # failed before its first epoch
+  local resume=(); [ -d "$W/$name" ] && resume=(--resume)
+  k train --data "$W/data.h5" --out "$W/$name" "$@" "${resume[@]}" > "$W/$name.log" 2>&1
+  touch "$W/$name.trained"
+}
+# two lanes on two cores
+( train fm --model latent-fm "${LATENT[@]}" "${COMMON[@]}"
+  train reflow --model latent-reflow --teacher "$W/fm" --teacher-steps "$TEACHER_STEPS" --epochs "$REFLOW_EPOCHS" \
+      --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0
+  train si --model latent-si "${LATENT[@]}" "${COMMON[@]}" ) & lane_a=$!
+( train mf --model latent-mf "${LATENT[@]}" "${COMMON[@]}"
+  train dm --model dm "${COMMON[@]}" ) & lane_b=$!
+wait "$lane_a"; wait "$lane_b"
+
+# name  run  steps
+ROWS=("fm1 fm 1" "fm10 fm 10" "si10 si 10" "dm10 dm 10" "mf1 mf 1" "rf1 reflow 1")
+for row in "${ROWS[@]}"; do
+  read -r name run steps <<< "$row"
+  [ -f "$W/apriori-$name.json" ] || k evaluate apriori "$W/$run" --data "$W/data.h5" --steps "$steps" \
+      --samples "$SAMPLES" --conditions "$CONDITIONS" --threads 1 --json "$W/apriori-$name.json" > /dev/null
+  [ -f "$W/$name.pt" ] || k export "$W/$run" --steps "$steps" --out "$W/$name.pt" > /dev/null
+done
+[ -f "$W/bench.json" ] || k bench closures "$W/dm10.pt" "$W/fm1.pt" "$W/fm10.pt" "$W/si10.pt" "$W/mf1.pt" \
+    "$W/rf1.pt" --batch "$BENCH_BATCH" --repeat "$REPEAT" --warmup 1 --json "$W/bench.json" > /dev/null
+
+online() {  # closure spec, label, initial-condition index[, time]
+  local out="$W/online-$2-ic$3.h5"
+  [ -f "$out" ] || k run --protocol paper --init "$W/data.h5:test:$3" --closure "$1" --members "$MEMBERS" \
+      --time "${4:-$ONLINE}" --threads 1 --out "$out" > /dev/null
+}
+FIRST_IC=${ICS%% *}
+for ic in $ICS; do
+  online none none "$ic"; online "replay:$W/data.h5" true "$ic"
+  pids=()
+  for row in "${ROWS[@]}"; do
+    read -r name _ _ <<< "$row"
+    if [ "$name" = dm10 ]; then [ "$ic" = "$FIRST_IC" ] || continue; online "$W/dm10.pt" dm10 "$ic" "$DM_ONLINE" &
+    else online "$W/$name.pt" "$name" "$ic" & fi
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  for row in "${ROWS[@]}"; do
+    read -r name _ _ <<< "$row"
+    [ -f "$W/online-$name-ic$ic.h5" ] || continue
+    [ -d "$W/report-$name-ic$ic" ] || k evaluate online "$W/online-$name-ic$ic.h5" --reference "$W/data.h5:test" \
+        --baseline "$W/online-none-ic$ic.h5" --baseline "$W/online-true-ic$ic.h5" --out "$W/report-$name-ic$ic" \
+        --horizons 2.5,5,10 > /dev/null
+  done
+done
+python benchmarks/one_step_summary.py "$W" --epochs "$EPOCHS" --ae-epochs "$AE_EPOCHS" \
+    --reflow-epochs "$REFLOW_EPOCHS" --batch "$BATCH"

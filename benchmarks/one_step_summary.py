@@ -1,0 +1,120 @@
+"""Summary of ``benchmarks/one_step.sh``: one table of every generator, a priori, online and speed.
+
+Reads ``WORKDIR/apriori-NAME.json`` (``kolmo evaluate apriori``), ``WORKDIR/report-NAME-icK/metrics.json``
+(``kolmo evaluate online``, one per initial condition) and ``WORKDIR/bench.json`` (``kolmo bench
+closures``), and writes ``WORKDIR/summary.json`` and ``WORKDIR/summary.md``. Online numbers are the mean
+over the initial conditions (their spread is in the JSON).
+
+Usage: ``python benchmarks/one_step_summary.py WORKDIR --epochs E --ae-epochs A --reflow-epochs R --batch B``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+from pathlib import Path
+from typing import Any
+
+ROWS = {"fm1": "FM-1 (latent-fm, 1 Euler step)", "fm10": "FM-10 (latent-fm, 10 Euler steps)",
+        "si10": "SI-10 (latent-si, 10 EM steps)", "dm10": "DM-10 (physical VE-SDE, 10 EM steps)",
+        "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)"}
+HORIZONS = (2.5, 5.0, 10.0)
+APRIORI = ("ensemble_mean_rel_error", "sample_rel_error_mean", "spread_skill", "crps_rel", "field_std_ratio",
+           "high_band_energy_ratio", "spectrum_error", "nfe")
+
+
+def _online(work: Path, name: str) -> dict[str, Any]:
+    per_ic: list[dict[str, Any]] = []
+    for report in sorted(work.glob(f"report-{name}-ic*/metrics.json")):
+        m = json.loads(report.read_text())
+        label = next(k for k in m["results"] if k not in ("none", "true") and "online-none" not in k
+                     and "online-true" not in k)
+        res = m["results"][label]
+        rows = {r["horizon"]: r for r in res["trajectory"]["at_horizons"]}
+        stats = res["statistics"]
+        per_ic.append({"report": str(report.parent.name),
+                       **{f"{key}@{h:g}": rows[h][key] for h in HORIZONS for key in ("rel_error_mean",
+                                                                                       "spread_skill", "crps")
+                          if h in rows and rows[h][key] is not None},
+                       "spectrum_error_energy": stats.get("spectrum_error_energy"),
+                       "w1_vorticity": stats.get("w1_vorticity")})
+    if not per_ic:
+        return {"initial_conditions": 0}
+    keys = [k for k in per_ic[0] if k != "report"]
+    mean = {k: statistics.fmean(x[k] for x in per_ic if x.get(k) is not None) for k in keys}
+    return {"initial_conditions": len(per_ic), "mean": mean, "per_ic": per_ic}
+
+
+def _speed(work: Path) -> dict[str, dict[str, float]]:
+    path = work / "bench.json"
+    if not path.exists():
+        return {}
+    bench = json.loads(path.read_text())
+    out: dict[str, dict[str, float]] = {}
+    for row in bench.get("rows", []):
+        name = Path(str(row.get("artifact", ""))).stem
+        out.setdefault(name, {})[f"ms@b{row['batch']}"] = float(row["median_ms"])
+        if "speedup" in row:
+            out[name][f"speedup@b{row['batch']}"] = float(row["speedup"])
+    return out
+
+
+def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
+    speed = _speed(work)
+    models: dict[str, Any] = {}
+    for name, label in ROWS.items():
+        ap_path = work / f"apriori-{name}.json"
+        if not ap_path.exists():
+            continue
+        ap = json.loads(ap_path.read_text())
+        models[name] = {"label": label, "apriori": {k: ap.get(k) for k in APRIORI},
+                        "irreducible_floor": ap.get("irreducible_floor"), "target": ap.get("target"),
+                        "online": _online(work, name), "speed": speed.get(name, {})}
+    return {"budget": budget, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "models": models}
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def markdown(s: dict[str, Any]) -> str:
+    b = s["budget"]
+    lines = [f"Budget: {b['epochs']} generator epochs (+ {b['ae_epochs']} autoencoder epochs for latent models), "
+             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} more epochs on its FM teacher's couplings.", "",
+             "| model | NFE | ens.-mean err | per-sample err | spread–skill | CRPS/rms | std ratio | high-band E ratio "
+             "| online err +2.5/+5/+10 | online spread–skill +2.5/+5/+10 | online CRPS +5 | online spectrum err "
+             "| ms/call b1 | speed-up vs DM-10 b1 / b100 |",
+             "|---" * 14 + "|"]
+    for m in s["models"].values():
+        a, o, sp = m["apriori"], m["online"].get("mean", {}), m["speed"]
+        err = "/".join(_fmt(o.get(f"rel_error_mean@{h:g}")) for h in HORIZONS)
+        ss = "/".join(_fmt(o.get(f"spread_skill@{h:g}"), 2) for h in HORIZONS)
+        lines.append(f"| {m['label']} | {a['nfe']} | {_fmt(a['ensemble_mean_rel_error'])} | "
+                     f"{_fmt(a['sample_rel_error_mean'])} | {_fmt(a['spread_skill'], 2)} | {_fmt(a['crps_rel'])} | "
+                     f"{_fmt(a['field_std_ratio'], 2)} | {_fmt(a['high_band_energy_ratio'], 2)} | {err} | {ss} | "
+                     f"{_fmt(o.get('crps@5'))} | {_fmt(o.get('spectrum_error_energy'))} | {_fmt(sp.get('ms@b1'))} | "
+                     f"{_fmt(sp.get('speedup@b1'))} / {_fmt(sp.get('speedup@b100'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("work", type=Path)
+    for name in ("epochs", "ae-epochs", "reflow-epochs", "batch"):
+        p.add_argument(f"--{name}", type=int, required=True)
+    a = p.parse_args()
+    s = summarise(a.work, {"epochs": a.epochs, "ae_epochs": a.ae_epochs, "reflow_epochs": a.reflow_epochs,
+                           "batch": a.batch})
+    (a.work / "summary.json").write_text(json.dumps(s, indent=1))
+    (a.work / "summary.md").write_text(markdown(s))
+    print(markdown(s))
+
+
+if __name__ == "__main__":
+    main()
