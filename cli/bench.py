@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, friendly_errors
+from kolmo.atomic import write_json
 
 bench_app = typer.Typer(help="Benchmarks: closure artifacts, the solver, coupled rollouts.", no_args_is_help=True)
 
@@ -55,7 +55,7 @@ def solver(
                                     numpy_reference=numpy_reference, progress=row)
         console.print(table)
         if json_out is not None:
-            json_out.write_text(json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1))
+            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
 
 
@@ -137,5 +137,5 @@ def coupled(
                           f"{r.overhead:.2f}×")
         console.print(table)
         if json_out is not None:
-            json_out.write_text(json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1))
+            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +10,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, friendly_errors
+from kolmo.atomic import write_json
 
 
 def evaluate(
@@ -77,5 +77,5 @@ def evaluate(
         if not res["dataset_matches_training"]:
             console.print("[yellow]note[/]: --data is not the dataset this model was trained on (fingerprints differ)")
         if json_out is not None:
-            json_out.write_text(json.dumps(res, indent=1))
+            write_json(json_out, res, indent=1)
             console.print(f"metrics written to {json_out}")

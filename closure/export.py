@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheck
 from closure.models import ClosureModel
 from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, resolve_device, validate_metadata
 from coupling.errors import ArtifactFormatError
+from kolmo.atomic import publish, temporary_path
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ClosureArtifact", "ExportResult", "artifact_metadata",
            "export_closure", "export_model", "load_artifact", "artifact_latency", "resolve_device"]
@@ -201,26 +201,12 @@ def _fixed_inputs(artifact: ClosureArtifact, normalisation: Normalisation, batch
 
 
 def _new_temporary(out: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
-    return Path(name)
+    return temporary_path(out, suffix)
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out`` without ever replacing an existing ``out`` (hard link, then unlink)."""
-    try:
-        os.link(tmp, out)
-    except FileExistsError:
-        tmp.unlink(missing_ok=True)
-        raise OutputExistsError(f"{out} appeared while exporting; not overwritten (the checked artifact is discarded)") \
-            from None
-    except OSError:  # file systems without hard links
-        if out.exists():
-            tmp.unlink(missing_ok=True)
-            raise OutputExistsError(f"{out} exists; not overwritten") from None
-        os.replace(tmp, out)
-        return
-    tmp.unlink()
+    """Move ``tmp`` to ``out`` without ever replacing an existing ``out`` (:func:`kolmo.atomic.publish`)."""
+    publish(tmp, out, overwrite=False)
 
 
 def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dict[str, Any], out: str | os.PathLike,

@@ -52,6 +52,7 @@ from closure.models import ClosureModel, ModelConfig
 from closure.regularizers import GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
     geometry_aware_loss, metric_preserving_loss
 from coupling.artifact import resolve_device
+from kolmo.atomic import atomic_output, write_json
 
 __all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
            "read_checkpoint", "autoencoder_loss", "joint_loss", "CHECKPOINT_FORMAT"]
@@ -228,15 +229,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through :func:`kolmo.atomic.atomic_output` (a crash never leaves a truncated checkpoint)."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _atomic_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1, sort_keys=True)
 
 
 def _differences(saved: dict[str, Any], asked: dict[str, Any], prefix: str = "") -> list[str]:

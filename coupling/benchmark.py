@@ -168,8 +168,9 @@ def bench_closures(paths: list[str | Path], batches: list[int], device: str = "c
 
 
 def write_json(rows: list[ClosureTiming], path: str | Path, device: str = "cpu") -> None:
-    Path(path).write_text(json.dumps({"machine": machine_info(device), "rows": [r.as_dict() for r in rows]},
-                                     indent=1))
+    from kolmo.atomic import write_json as _write_json
+
+    _write_json(path, {"machine": machine_info(device), "rows": [r.as_dict() for r in rows]}, indent=1)
 
 
 def plot_bars(rows: list[ClosureTiming], path: str | Path) -> None:
@@ -192,7 +193,10 @@ def plot_bars(rows: list[ClosureTiming], path: str | Path) -> None:
     ax.set_ylabel("median latency per call [ms]")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from kolmo.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
