@@ -9,6 +9,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, err_console, friendly_errors, parse_sets
 
 HELP = """Turn fine-grid truth runs into coarse (vorticity, closure) training pairs (HDF5).
@@ -30,19 +32,19 @@ Closure evaluation and I/O add < 1% to the solver.
 def dataset(
     out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file (built as OUT.partial, renamed when done)."),
     preset: str = typer.Option("dong2026", help="Physics of the truth run: dong2026 (the paper) or kolmogorov (LES)."),
-    fine: int = typer.Option(256, help="Fine (truth) grid points per side."),
-    coarse: int = typer.Option(64, help="Coarse grid points per side (must divide --fine)."),
-    trajectories: int = typer.Option(100, help="Trajectories in all (trajectory j = member j of the fine run)."),
-    test_trajectories: int = typer.Option(10, help="How many of them (the last ones) form the test split."),
-    burn_in: float = typer.Option(20.0, help="Spin-up time discarded before the first recording."),
-    t_end: float = typer.Option(40.0, help="Recordings at burn_in + k·every < t_end."),
-    every: float = typer.Option(0.1, help="Recording interval (a whole number of time steps)."),
-    members_per_batch: int = typer.Option(1, help="Trajectories integrated together (speed/memory only; an interrupt loses at most one batch). 1 is fastest at 256² here; 2-4 at 64²."),
-    seed: int = typer.Option(0, help="Root seed: trajectory j uses streams of (seed, j)."),
+    fine: int = typer.Option(256, help="Fine (truth) grid points per side.", callback=opt.even_grid()),
+    coarse: int = typer.Option(64, help="Coarse grid points per side (must divide --fine).", callback=opt.even_grid()),
+    trajectories: int = typer.Option(100, help="Trajectories in all (trajectory j = member j of the fine run).", callback=opt.at_least(1)),
+    test_trajectories: int = typer.Option(10, help="How many of them (the last ones) form the test split.", callback=opt.at_least(0)),
+    burn_in: float = typer.Option(20.0, help="Spin-up time discarded before the first recording.", callback=opt.non_negative()),
+    t_end: float = typer.Option(40.0, help="Recordings at burn_in + k·every < t_end.", callback=opt.positive()),
+    every: float = typer.Option(0.1, help="Recording interval (a whole number of time steps).", callback=opt.positive()),
+    members_per_batch: int = typer.Option(1, help="Trajectories integrated together (speed/memory only; an interrupt loses at most one batch). 1 is fastest at 256² here; 2-4 at 64².", callback=opt.at_least(1)),
+    seed: int = typer.Option(0, help="Root seed: trajectory j uses streams of (seed, j).", callback=opt.at_least(0)),
     target: Optional[str] = typer.Option(None, help="missing-physics or sgs (default: by preset)."),
     filter_: Optional[str] = typer.Option(None, "--filter", help="sgs coarse-graining: sharp (default) or gaussian."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a fine-run config field: KEY=VALUE (JSON), e.g. stepper=cn-euler."),
-    threads: int = typer.Option(1, help="FFTW threads."),
+    threads: int = typer.Option(1, help="FFTW threads.", callback=opt.at_least(1)),
     overwrite: bool = typer.Option(False, help="Replace an existing OUT (at the end) and discard an unfinished OUT.partial."),
 ) -> None:
     """Build the dataset and print a summary table."""
@@ -55,6 +57,7 @@ def dataset(
                            test_trajectories=test_trajectories, burn_in=burn_in, t_end=t_end, every=every,
                            members_per_batch=members_per_batch, seed=seed, target=target, filter=filter_,
                            overrides=parse_sets(set_))
+        preflight.dataset_resources(spec, out)
         with Progress(TextColumn("[bold]kolmo dataset[/]"), TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[pairs]} pairs"),
                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:

@@ -9,8 +9,11 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, friendly_errors
 from kolmo.atomic import write_json
+from kolmo.paths import writable_output
 
 
 def evaluate(
@@ -20,18 +23,27 @@ def evaluate(
     reference: Optional[str] = typer.Option(None, "--reference", help="--online: TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
     baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="--online: baseline run file(s); the first scores the similarity (normally no closure)."),
     out: Optional[Path] = typer.Option(None, "--out", help="--online: report folder (report.md, metrics.json, figures)."),
-    horizons: Optional[str] = typer.Option(None, "--horizons", help="--online: times of the trajectory table (default 5,10,15,20)."),
-    samples: int = typer.Option(100, "--samples", help="Samples per test condition."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's; FM 1)."),
-    conditions: int = typer.Option(10, "--conditions", help="Test pairs, evenly spaced over the test split."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (reference, default) or heun (EDM, 2n-1 NFE)."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Samples per model call (default: all at once)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    horizons: Optional[str] = typer.Option(None, "--horizons", help="--online: times of the trajectory table (default 5,10,15,20).", callback=opt.number_list(gt=0)),
+    samples: int = typer.Option(100, "--samples", help="Samples per test condition.", callback=opt.at_least(1)),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's; FM 1).", callback=opt.at_least(1)),
+    conditions: int = typer.Option(10, "--conditions", help="Test pairs, evenly spaced over the test split.", callback=opt.at_least(1)),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (reference, default) or heun (EDM, 2n-1 NFE).", callback=opt.choice("em", "heun")),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last.", callback=opt.choice("best", "last")),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise.", callback=opt.at_least(0)),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Samples per model call (default: all at once).", callback=opt.at_least(1)),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's).", callback=opt.at_least(1)),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics (with per-condition values) here."),
 ) -> None:
     """Evaluate and print a rich table (and JSON)."""
+    with friendly_errors():
+        preflight.evaluate_modes(online=online, given={
+            "--reference": reference is not None, "--baseline": bool(baseline), "--out": out is not None,
+            "--horizons": horizons is not None, "--data": data is not None, "--samples": samples != 100,
+            "--steps": steps is not None, "--conditions": conditions != 10, "--sampler": sampler is not None,
+            "--checkpoint": checkpoint != "best", "--seed": seed != 0, "--batch": batch is not None,
+            "--threads": threads is not None, "--json": json_out is not None})
+        if json_out is not None:
+            writable_output(json_out, "--json")
     if online:
         from cli.evaluate_online import evaluate_online_command
 

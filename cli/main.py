@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import errors as _errors
 from cli import dataset as _dataset
 from cli import bench as _bench
 from cli import demo as _demo
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog=_errors.EXIT_EPILOG,
 )
 app.command("run", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
 app.command("dataset", help=_dataset.HELP)(_dataset.dataset)
@@ -28,11 +30,12 @@ app.command("evaluate", help="A-priori metrics of a trained closure on test cond
 app.command("export", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
 app.command("demo", help=_demo.HELP)(_demo.demo)
 app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: solver (and, as they land, closures and coupled runs).")
+_errors.guard_app(app)  # one error boundary around every command (keep this after the last registration)
 
 
 def main() -> None:  # pragma: no cover - console script
-    app()
+    _errors.main(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from kolmo.atomic import write_json
+from kolmo import atomic
 from kolmo.errors import ConfigurationError
 
 
@@ -200,7 +200,7 @@ def run_demo(out: str | Path = "demo", size: str = "tiny", threads: int = 1, see
             metrics = evaluate_run(out / "runs" / name, data, samples=sz.apriori_samples,
                                    conditions=sz.apriori_conditions, seed=seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, metrics, indent=1, default=str)
+            atomic.write_json(path, metrics, indent=1, default=str)
             result.apriori[name] = metrics
         return skipped
 
@@ -255,5 +255,5 @@ def run_demo(out: str | Path = "demo", size: str = "tiny", threads: int = 1, see
 
     stage(7, "report", "online evaluation and figures", do_report)
     result.seconds = time.perf_counter() - t_start
-    write_json(out / "summary.json", result.as_dict(), indent=1, default=str)
+    atomic.write_json(out / "summary.json", result.as_dict(), indent=1, default=str)
     return result

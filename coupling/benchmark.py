@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from coupling.errors import ArtifactFormatError
 from kolmo.errors import ConfigurationError
 
 
@@ -66,7 +67,12 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
 
 def _metadata(path: Path) -> dict[str, Any]:
     extra = {"metadata.json": ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign or corrupt files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactFormatError(f"{path} is not a TorchScript archive or is corrupt ({first[:200]}); expected a "
+                                  "closure artifact written by torch.jit.save") from None
     try:
         meta = json.loads(extra["metadata.json"] or "{}")
     except json.JSONDecodeError:
