@@ -77,12 +77,12 @@ def closures(
 ) -> None:
     """Time exported closures as the solver calls them: latency per call, samples/s, NFE, FLOPs, speed-up."""
     with friendly_errors():
+        preflight.bench_closures_inputs(artifacts, baseline, device, cuda_graph, json_out, plot)  # before torch
         import torch
 
         from coupling.benchmark import bench_closures, machine_info, plot_bars, write_json
 
         bs = _ints(batch, "batch")
-        preflight.bench_closures_inputs(artifacts, baseline, device, cuda_graph, json_out, plot)
         info = machine_info(device)
         where = info.get("gpu", info["cpu"])
         table = Table(title=f"kolmo bench closures — {where}, torch {torch.__version__}, {device}/{dtype}")

@@ -12,6 +12,7 @@ from rich.table import Table
 from cli import options as opt
 from cli import preflight
 from cli.common import console, err_console, friendly_errors, parse_sets
+from cli.errors import check_interrupt
 
 HELP = """Turn fine-grid truth runs into coarse (vorticity, closure) training pairs (HDF5).
 
@@ -65,6 +66,7 @@ def dataset(
             t0 = _t.perf_counter()
 
             def progress(ev) -> None:  # noqa: ANN001
+                check_interrupt()
                 if ev.phase == "start" and ev.trajectories_done:
                     console.print(f"resuming: {ev.trajectories_done} of {ev.trajectories} trajectories already done")
                 if ev.phase in ("step", "batch", "start"):

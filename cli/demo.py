@@ -19,15 +19,16 @@ HELP = ("Run the whole pipeline on built-in defaults: dong2026 dataset, train th
 
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", "-o", help="Output folder (resumes what is already there)."),
-    size: str = typer.Option("tiny", help="ci, tiny, small or paper (see the command help for durations)."),
+    size: str = typer.Option("tiny", help="ci, tiny, small or paper (see the command help for durations).", callback=opt.choice("ci", "tiny", "small", "paper")),
     threads: int = typer.Option(1, help="FFTW and torch CPU threads.", callback=opt.at_least(1)),
     seed: int = typer.Option(0, help="Seed of data, training and sampling.", callback=opt.at_least(0)),
 ) -> None:
     """Run the pipeline with rich progress and print the summary."""
+    with friendly_errors():  # before torch loads
+        writable_output(out, "--out", folder=True)
     from closure.pipeline import SIZES, run_demo
 
     with friendly_errors():
-        writable_output(out, "--out", folder=True)
         if size in SIZES:
             console.print(f"[bold]kolmo demo[/] — size {size}: expected {SIZES[size].expected}; output in {out}/")
 

@@ -25,7 +25,9 @@ import contextlib
 import errno
 import functools
 import re
+import signal
 import sys
+import threading
 from typing import Any, Callable, Iterator, Optional
 
 import typer
@@ -132,9 +134,32 @@ def guard_app(app: typer.Typer) -> typer.Typer:
     return app
 
 
+_interrupted = threading.Event()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def install_interrupt_handler() -> None:
+    """SIGINT raises ``KeyboardInterrupt`` as usual and is also remembered, so :func:`check_interrupt`
+    can raise it again where a first one was swallowed (an interrupt landing in a ``__del__`` or a
+    library callback is printed as "Exception ignored" and lost). Main thread only."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def check_interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed (call it at safe points: progress callbacks)."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 def run_app(app: typer.Typer, args: Optional[list[str]] = None) -> int:
     """Run ``app`` like a console script, with command-line parsing errors as one line
     (``error: usage: ...``, exit 2) instead of a framed panel; returns the exit status."""
+    install_interrupt_handler()
     try:
         result = app(args=args, standalone_mode=False)
     except typer.Exit as exc:  # pragma: no cover - typer returns these in non-standalone mode

@@ -44,6 +44,10 @@ def evaluate(
             "--threads": threads is not None, "--json": json_out is not None})
         if json_out is not None:
             writable_output(json_out, "--json")
+        if not online:  # before torch loads
+            preflight.apriori_inputs(run_dir, data)
+        elif out is not None:
+            writable_output(out, "--out", folder=True)
     if online:
         from cli.evaluate_online import evaluate_online_command
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import console, friendly_errors
-from kolmo.paths import writable_output
+from kolmo.paths import existing_folder, writable_output
 
 
 def export(
@@ -25,10 +25,12 @@ def export(
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure the batch-1 latency of the saved artifact."),
 ) -> None:
     """Export, self-check, and print a summary."""
+    with friendly_errors():  # before torch loads
+        existing_folder(run_dir, "RUN_DIR", "run directory of `kolmo train`")
+        writable_output(out, "--out")
     from closure.export import artifact_latency, export_closure
 
     with friendly_errors():
-        writable_output(out, "--out")
         res = export_closure(run_dir, out, steps=steps, sampler=sampler, device=device, dtype=dtype, format=format_,
                              checkpoint=checkpoint)
         meta = res.metadata

@@ -13,11 +13,11 @@ from typing import Any, Optional
 
 from cli.options import refuse_inapplicable
 from kolmo.errors import ConfigurationError
-from kolmo.paths import existing_file, writable_output
+from kolmo.paths import existing_file, existing_folder, writable_output
 from kolmo.resources import (dataset_memory, dataset_output_bytes, require_disk, require_memory, run_memory,
                              run_output_bytes, train_memory)
 
-__all__ = ["closure_kind", "run_modes", "run_resources", "dataset_resources", "train_resources",
+__all__ = ["artifact_input", "dataset_input", "apriori_inputs", "closure_kind", "run_modes", "run_resources", "dataset_resources", "train_resources",
            "evaluate_modes", "bench_solver_resources", "bench_closures_inputs", "bench_coupled_resources"]
 
 DEFAULT_DEVICE = "cpu"
@@ -76,6 +76,33 @@ def run_modes(*, resume: Optional[Path], closure: Optional[str], protocol: Optio
     else:
         refuse_inapplicable("to an artifact closure (--closure-coef sets C_S/C_L of smagorinsky/leith)",
                             {"--closure-coef": used("--closure-coef")})
+        path = Path(str(closure).strip())
+        if path.suffix:  # before torch loads (shipped names have no suffix)
+            artifact_input(path, "--closure")
+
+
+def artifact_input(path: Path, option: str) -> None:
+    """Check, before torch loads, that ``path`` exists and is a TorchScript archive (a zip file) that
+    carries the artifact's ``extra/metadata.json``; the full contract is checked by the loader
+    (:mod:`coupling.artifact`). Raises :class:`~coupling.errors.ArtifactFormatError` naming the file."""
+    import zipfile
+
+    from coupling.errors import ArtifactFormatError
+
+    if not path.exists():
+        raise ArtifactFormatError(f"closure artifact {path} does not exist (expected a TorchScript .pt file)")
+    existing_file(path, option, "closure artifact")
+    if path.suffix == ".pt2":
+        return  # AOTInductor packages: left to their loader
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ArtifactFormatError(f"{option} {path} is not a TorchScript archive or is corrupt ({exc}); expected a "
+                                  "closure artifact written by torch.jit.save") from None
+    if not any(name.endswith("/extra/metadata.json") for name in names):
+        raise ArtifactFormatError(f"{option} {path} has no extra/metadata.json: a TorchScript module, but not a "
+                                  "kolmo closure artifact")
 
 
 def run_resources(config: Any, out: Path) -> None:
@@ -102,17 +129,36 @@ def train_resources(data: Optional[Path], out: Path, *, resume: bool, batch: Opt
     writable_output(out, "--out", folder=True)
     if data is None:
         return
-    existing_file(data, "--data", "dataset file")
-    import h5py
-
-    try:
-        with h5py.File(data, "r") as h5:
-            pairs = int(h5["train/vorticity"].shape[0])
-            grid = int(h5["train/vorticity"].shape[-1])
-    except (OSError, KeyError, IndexError, ValueError):
-        return  # not a readable dataset: the reader reports it with its own typed error
+    pairs, grid = dataset_input(data, "--data", ("train",))
     landmarks = 2000 if ga_landmarks is None else (ga_landmarks or None)
-    require_memory(train_memory(pairs, grid, batch or 64, width or 40, landmarks, ga=reg == "ga"), "kolmo train")
+    batch = min(batch or 64, pairs)  # training clamps the batch to the data
+    require_memory(train_memory(pairs, grid, batch, width or 40, landmarks, ga=reg == "ga"), "kolmo train")
+
+
+def dataset_input(path: Path, option: str, splits: tuple[str, ...] = ("train", "test")) -> tuple[int, int]:
+    """Check (torch-free) that ``path`` is a finished ``kolmo dataset`` file holding ``splits``; returns
+    the pairs and grid size of the first split. Typed errors name the option and the file."""
+    from kolmo.errors import FileFormatError
+    from kolmo.pairs import Pairs
+
+    existing_file(path, option, "dataset file")
+    sizes = []
+    for split in splits:
+        try:
+            with Pairs(path, split) as pairs:
+                sizes.append((len(pairs), int(pairs.n)))
+        except FileFormatError as exc:
+            raise FileFormatError(f"{option}: {exc}") from None
+        except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
+            raise FileFormatError(f"{option} {str(path)!r} is not a readable kolmo dataset file ({exc})") from None
+    return sizes[0]
+
+
+def apriori_inputs(run_dir: Path, data: Optional[Path]) -> None:
+    """``kolmo evaluate`` (a priori): the run folder exists and ``--data`` is a dataset with a test split."""
+    existing_folder(run_dir, "RUN_DIR", "run directory of `kolmo train`")
+    if data is not None:
+        dataset_input(data, "--data", ("test",))
 
 
 def evaluate_modes(*, online: bool, given: dict[str, Any]) -> None:
@@ -150,7 +196,7 @@ def bench_closures_inputs(artifacts: list[Path], baseline: int, device: str, cud
         if out is not None:
             writable_output(out, flag)
     for path in artifacts:
-        existing_file(path, "ARTIFACTS", "closure artifact")
+        artifact_input(path, "ARTIFACTS")
 
 
 def bench_coupled_resources(grid: int, members: int, json_out: Optional[Path]) -> None:

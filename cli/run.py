@@ -12,6 +12,7 @@ from rich.table import Table
 from cli import options as opt
 from cli import preflight
 from cli.common import console, friendly_errors, parse_sets
+from cli.errors import check_interrupt
 
 
 def run(
@@ -97,6 +98,7 @@ def run(
             first: dict[str, int] = {}
 
             def progress(sim, diag) -> None:  # noqa: ANN001
+                check_interrupt()
                 first.setdefault("step", sim.step)
                 el = _t.perf_counter() - t0
                 bar.update(task, total=sim.config.steps, completed=sim.step, t=sim.time,

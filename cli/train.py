@@ -45,6 +45,9 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue RUN_DIR/last.pt exactly (only --epochs, --device, --data may change)."),
 ) -> None:
     """Train and print a summary table."""
+    with friendly_errors():  # before torch loads: bad paths and data are refused at once
+        preflight.train_resources(data, out, resume=resume, batch=batch, width=width, reg=reg,
+                                  ga_landmarks=ga_landmarks)
     import torch
 
     from closure.errors import ConfigurationError
@@ -52,8 +55,6 @@ def train(
     from closure.training import TrainConfig, resume_config, train as run_training
 
     with friendly_errors():
-        preflight.train_resources(data, out, resume=resume, batch=batch, width=width, reg=reg,
-                                  ga_landmarks=ga_landmarks)
         if threads is not None:
             torch.set_num_threads(threads)
         model_opts: dict[str, Any] = {k: v for k, v in dict(model=model, reg=reg, autoencoder=autoencoder,

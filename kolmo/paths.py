@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kolmo.errors import FileFormatError, PathError
 
-__all__ = ["writable_output", "existing_file"]
+__all__ = ["writable_output", "existing_file", "existing_folder"]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -68,4 +68,15 @@ def existing_file(path: str | os.PathLike, option: str, what: str = "file") -> P
             pass
     except OSError as exc:
         raise PathError(f"{option} {str(p)!r}: cannot read the {what} ({exc.strerror or exc})") from None
+    return p
+
+
+def existing_folder(path: str | os.PathLike, option: str, what: str = "folder") -> Path:
+    """Check that the input ``path`` exists and is a folder (missing: :class:`~kolmo.errors.FileFormatError`;
+    a regular file: :class:`~kolmo.errors.PathError`). Returns ``path``."""
+    p = Path(path)
+    if not p.exists():
+        raise FileFormatError(f"{option} {str(p)!r}: {what} does not exist")
+    if not p.is_dir():
+        raise PathError(f"{option} {str(p)!r} is a regular file; expected a {what} (a folder)")
     return p
