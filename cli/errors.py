@@ -9,7 +9,7 @@ Exit statuses (also in ``kolmo --help`` and the README; the numbers live in :mod
 3     bad input: a file or path named on the command line is missing, unreadable, corrupt, of the
       wrong kind or for another grid/preset, or cannot be written (permissions, parent is a file)
 4     runtime failure: the job was valid but failed or cannot run here (blow-up, non-finite
-      output, failed self-check, not enough memory or disk space)
+      output, failed self-check, not enough memory or disk space; also a ``MemoryError``)
 130   interrupted (Ctrl-C / SIGINT); unfinished outputs are left only under temporary names
 ====  ==========================================================================================
 
@@ -102,6 +102,9 @@ def friendly_errors() -> Iterator[None]:
         err_console.print("[yellow]interrupted[/]: no unfinished output was left under its final name "
                           "(resumable work stays in *.partial)")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except MemoryError as exc:  # the estimate of kolmo.resources was too low, or memory was taken meanwhile
+        raise typer.Exit(report(ResourceError(f"out of memory ({exc or 'allocation failed'}); use a smaller grid, "
+                                              "fewer members or a smaller batch"))) from None
     except OSError as exc:
         typed = translate_os_error(exc)
         if typed is None:

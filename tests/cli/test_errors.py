@@ -40,7 +40,7 @@ def test_an_os_error_without_a_path_is_not_translated() -> None:
     (FileFormatError("corrupt"), 3), (CheckpointError("corrupt"), 3), (GridMismatchError("grid"), 3),
     (PresetMismatchError("preset"), 3), (PathError("path"), 3),
     (BlowUpError(3, 0.1, 0, "cfl"), 4), (ExportCheckError("check"), 4), (ResourceError("memory"), 4),
-    (KeyboardInterrupt(), 130),
+    (MemoryError(), 4), (KeyboardInterrupt(), 130),
 ])
 def test_every_error_class_exits_with_its_documented_code(exc: BaseException, code: int, capsys) -> None:
     with pytest.raises(typer.Exit) as info:
