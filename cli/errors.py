@@ -167,7 +167,7 @@ def run_app(app: typer.Typer, args: Optional[list[str]] = None) -> int:
         result = app(args=args, standalone_mode=False)
     except typer.Exit as exc:  # pragma: no cover - typer returns these in non-standalone mode
         return int(exc.exit_code)
-    except Exception as exc:  # click's usage errors (the vendored click is private to typer)
+    except typer.TyperException as exc:  # click's usage errors (ClickException derives from it)
         show = getattr(exc, "format_message", None)
         if show is None or not hasattr(exc, "exit_code"):
             raise
