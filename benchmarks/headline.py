@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kolmo import atomic
+
 # (name, model config, export options, label)
 VARIANTS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("latent-fm-mp", {"model": "latent-fm", "reg": "mp"}, {"steps": 1}, "latent FM, MP, conv decoder, 1 step"),
@@ -61,9 +63,9 @@ def train_run(name: str, model: dict[str, Any], data: Path, work: Path, epochs: 
                       batch=batch, seed=seed)
     t0 = time.perf_counter()
     res = train(cfg, run_dir, resume=run_dir.exists())
-    (run_dir / "headline-train.json").write_text(json.dumps(
-        {"seconds": time.perf_counter() - t0, "throughput": res.throughput, "parameters": res.parameters},
-        indent=1, default=str))
+    atomic.write_json(run_dir / "headline-train.json",
+                      {"seconds": time.perf_counter() - t0, "throughput": res.throughput, "parameters": res.parameters},
+                      indent=1, default=str)
     return run_dir
 
 
@@ -133,7 +135,7 @@ def main() -> None:
         tjson = run_dir / "headline-train.json"
         q["training"] = json.loads(tjson.read_text()) if tjson.exists() else {}
         qpath.parent.mkdir(parents=True, exist_ok=True)
-        qpath.write_text(json.dumps(q, indent=1, default=str))
+        atomic.write_json(qpath, q, indent=1, default=str)
         quality[name] = q
         print(f"{name}: ensemble-mean rel. error {q['ensemble_mean_rel_error']:.3f}", flush=True)
     paths = {name: latency_artifact(name, model, export, a.latency_grid, a.work, a.data)
@@ -163,9 +165,9 @@ def main() -> None:
                                    "latency": {b: lat[(name, b)].as_dict() for b in batches}, "apriori": q})
     table = "\n".join(lines)
     print(table)
-    (a.work / "headline.json").write_text(json.dumps(result, indent=1, default=str))
+    atomic.write_json(a.work / "headline.json", result, indent=1, default=str)
     if a.markdown is not None:
-        a.markdown.write_text(table + "\n")
+        atomic.write_text(a.markdown, table + "\n")
 
 
 if __name__ == "__main__":

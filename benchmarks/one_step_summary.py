@@ -18,6 +18,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from kolmo import atomic
+
 ROWS = {"fm1": "FM-1 (latent-fm, 1 Euler step)", "fm10": "FM-10 (latent-fm, 10 Euler steps)",
         "si10": "SI-10 (latent-si, 10 EM steps)", "dm10": "DM-10 (physical VE-SDE, 10 EM steps)",
         "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)"}
@@ -111,8 +113,8 @@ def main() -> None:
     a = p.parse_args()
     s = summarise(a.work, {"epochs": a.epochs, "ae_epochs": a.ae_epochs, "reflow_epochs": a.reflow_epochs,
                            "batch": a.batch})
-    (a.work / "summary.json").write_text(json.dumps(s, indent=1))
-    (a.work / "summary.md").write_text(markdown(s))
+    atomic.write_json(a.work / "summary.json", s, indent=1)
+    atomic.write_text(a.work / "summary.md", markdown(s))
     print(markdown(s))
 
 

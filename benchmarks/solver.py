@@ -6,8 +6,8 @@ Usage: python benchmarks/solver.py [--grid 64,128,256,512] [--members 1,16] [--j
 from __future__ import annotations
 
 import argparse
-import json
 
+from kolmo.atomic import write_json
 from kolmo.benchmark import machine_info, run_solver_benchmark
 
 
@@ -30,8 +30,7 @@ def main() -> None:
 
     rows = run_solver_benchmark(grids, members, threads=a.threads, repeats=a.repeats, progress=show)
     if a.json:
-        with open(a.json, "w") as fh:
-            json.dump({"machine": machine_info(), "rows": [r.as_dict() for r in rows]}, fh, indent=1)
+        write_json(a.json, {"machine": machine_info(), "rows": [r.as_dict() for r in rows]}, indent=1)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, friendly_errors
+from kolmo.atomic import write_json
 
 bench_app = typer.Typer(help="Benchmarks: the solver, closure artifacts, coupled rollouts.", no_args_is_help=True)
 
@@ -28,10 +30,10 @@ def _ints(text: str, name: str) -> list[int]:
 
 @bench_app.command("solver", short_help="µs per step vs the FFT-only bound and the NumPy reference.")
 def solver(
-    grid: str = typer.Option("64,128,256,512", help="Grid sizes N (comma-separated)."),
-    members: str = typer.Option("1,16", help="Batch sizes B (comma-separated)."),
-    threads: int = typer.Option(1, help="FFTW threads."),
-    repeats: int = typer.Option(5, help="Timing blocks; the minimum is reported."),
+    grid: str = typer.Option("64,128,256,512", help="Grid sizes N (comma-separated).", callback=opt.int_list(4)),
+    members: str = typer.Option("1,16", help="Batch sizes B (comma-separated).", callback=opt.int_list(1)),
+    threads: int = typer.Option(1, help="FFTW threads.", callback=opt.at_least(1)),
+    repeats: int = typer.Option(5, help="Timing blocks; the minimum is reported.", callback=opt.at_least(1)),
     numpy_reference: bool = typer.Option(True, help="Also time the NumPy reference solver (slow at 512²)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
 ) -> None:
@@ -40,6 +42,7 @@ def solver(
 
     with friendly_errors():
         grids, bs = _ints(grid, "grid"), _ints(members, "members")
+        preflight.bench_solver_resources(grids, bs, json_out)
         info = machine_info()
         table = Table(title=f"kolmo bench solver — {info['cpu']}, {info['cores']} cores, {threads} FFTW thread(s)")
         for col in ("N", "B", "step [µs]", "FFT-only bound [µs]", "ratio", "NumPy ref [µs]", "speed-up", "ns/point"):
@@ -55,25 +58,26 @@ def solver(
                                     numpy_reference=numpy_reference, progress=row)
         console.print(table)
         if json_out is not None:
-            json_out.write_text(json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1))
+            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
 
 
 @bench_app.command("closures", short_help="Latency per call of closure artifacts, NFE, FLOPs, speed-up.")
 def closures(
     artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt); the first is the speed-up baseline."),
-    batch: str = typer.Option("1,16,100", help="Batch sizes (comma-separated)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    dtype: str = typer.Option("float32", help="float32 or float64."),
-    repeat: int = typer.Option(50, help="Timed calls per (artifact, batch)."),
-    warmup: int = typer.Option(5, help="Untimed calls first."),
+    batch: str = typer.Option("1,16,100", help="Batch sizes (comma-separated).", callback=opt.int_list(1)),
+    device: str = typer.Option("cpu", help="cpu or cuda.", callback=opt.device()),
+    dtype: str = typer.Option("float32", help="float32 or float64.", callback=opt.choice("float32", "float64")),
+    repeat: int = typer.Option(50, help="Timed calls per (artifact, batch).", callback=opt.at_least(1)),
+    warmup: int = typer.Option(5, help="Untimed calls first.", callback=opt.at_least(0)),
     cuda_graph: bool = typer.Option(False, help="Replay a captured CUDA graph where the artifact allows it."),
-    baseline: int = typer.Option(0, help="Index of the baseline artifact for speed-ups."),
+    baseline: int = typer.Option(0, help="Index of the baseline artifact for speed-ups.", callback=opt.at_least(0)),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
     plot: Optional[Path] = typer.Option(None, help="Bar chart of latencies (PNG)."),
 ) -> None:
     """Time exported closures as the solver calls them: latency per call, samples/s, NFE, FLOPs, speed-up."""
     with friendly_errors():
+        preflight.bench_closures_inputs(artifacts, baseline, device, cuda_graph, json_out, plot)  # before torch
         import torch
 
         from coupling.bench import bench_closures, machine_info, plot_bars, write_json
@@ -108,20 +112,21 @@ def closures(
 def coupled(
     closure: list[str] = typer.Option(..., "--closure", help="Closure(s) to time: PATH.pt, smagorinsky, leith, replay:DATA.h5 (repeatable)."),
     preset: str = typer.Option("dong2026", help="Preset of the online run."),
-    grid: int = typer.Option(64, help="Coarse grid N."),
-    steps: int = typer.Option(20000, help="Time steps (the paper: 20,000 = 20 time units)."),
-    closure_every: int = typer.Option(5, help="Resample an artifact closure every k steps (paper 5)."),
-    closure_jitter: float = typer.Option(5e-5, help="Jitter σ between resamples (paper 5e-5)."),
-    members: int = typer.Option(1, "--members", "-b", help="Ensemble members."),
+    grid: int = typer.Option(64, help="Coarse grid N.", callback=opt.even_grid()),
+    steps: int = typer.Option(20000, help="Time steps (the paper: 20,000 = 20 time units).", callback=opt.at_least(1)),
+    closure_every: int = typer.Option(5, help="Resample an artifact closure every k steps (paper 5).", callback=opt.at_least(1)),
+    closure_jitter: float = typer.Option(5e-5, help="Jitter σ between resamples (paper 5e-5).", callback=opt.non_negative()),
+    members: int = typer.Option(1, "--members", "-b", help="Ensemble members.", callback=opt.at_least(1)),
     init: Optional[str] = typer.Option(None, help="Initial snapshot DATA.h5:test:INDEX (default: the preset's random field)."),
-    threads: int = typer.Option(1, help="FFTW and torch CPU threads."),
-    device: str = typer.Option("cpu", help="Device of artifact closures."),
+    threads: int = typer.Option(1, help="FFTW and torch CPU threads.", callback=opt.at_least(1)),
+    device: str = typer.Option("cpu", help="Device of artifact closures.", callback=opt.device()),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
 ) -> None:
     """The paper's online protocol: wall-clock of the solver alone vs with each closure, and where the time goes."""
     with friendly_errors():
         from coupling.bench import bench_coupled, machine_info
 
+        preflight.bench_coupled_resources(grid, members, json_out)
         info = machine_info(device)
         table = Table(title=f"kolmo bench coupled — {preset} {grid}², {steps} steps, closure every {closure_every}, "
                             f"{members} member(s), {info.get('gpu', info['cpu'])}")
@@ -140,5 +145,5 @@ def coupled(
                           f"{r.overhead:.2f}×")
         console.print(table)
         if json_out is not None:
-            json_out.write_text(json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1))
+            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")

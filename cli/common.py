@@ -1,31 +1,15 @@
-"""Shared CLI plumbing: one console, typed errors turned into clean one-line messages."""
+"""Shared CLI plumbing: one console; the error boundary (:mod:`cli.errors`) re-exported."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Any, Iterator
+from typing import Any
 
-import typer
 from rich.console import Console
 
-from kolmo.errors import KolmoError
+from cli.errors import err_console, friendly_errors  # noqa: F401 - re-exported for the commands
 
 console = Console(stderr=False)
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-@contextlib.contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Print a typed error as ``error: message`` and exit with code 2 (no traceback)."""
-    try:
-        yield
-    except KolmoError as exc:
-        err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: partial results kept; rerun with --resume to continue")
-        raise typer.Exit(130) from None
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

@@ -9,7 +9,11 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, err_console, friendly_errors, parse_sets
+from cli.errors import check_interrupt
+from kolmo.errors import EXIT_INTERRUPTED
 
 HELP = """Turn fine-grid truth runs into coarse (vorticity, closure) training pairs (HDF5).
 
@@ -33,19 +37,19 @@ Closure evaluation and I/O add < 1% to the solver.
 def dataset(
     out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file (built as OUT.partial, renamed when done)."),
     preset: str = typer.Option("dong2026", help="Physics of the truth run: dong2026 (the paper) or kolmogorov (LES)."),
-    fine: int = typer.Option(256, help="Fine (truth) grid points per side."),
-    coarse: int = typer.Option(64, help="Coarse grid points per side (must divide --fine)."),
-    trajectories: int = typer.Option(100, help="Trajectories in all (trajectory j = member j of the fine run)."),
-    test_trajectories: int = typer.Option(10, help="How many of them (the last ones) form the test split."),
-    burn_in: float = typer.Option(20.0, help="Spin-up time discarded before the first recording."),
-    t_end: float = typer.Option(40.0, help="Recordings at burn_in + k·save_every < t_end."),
-    save_every: float = typer.Option(0.1, help="Recording interval in time units (a whole number of time steps)."),
-    members_per_batch: int = typer.Option(1, help="Trajectories integrated together (speed/memory only; an interrupt loses at most one batch). 1 is fastest at 256² here; 2-4 at 64²."),
-    seed: int = typer.Option(0, help="Root seed: trajectory j uses streams of (seed, j)."),
+    fine: int = typer.Option(256, help="Fine (truth) grid points per side.", callback=opt.even_grid()),
+    coarse: int = typer.Option(64, help="Coarse grid points per side (must divide --fine).", callback=opt.even_grid()),
+    trajectories: int = typer.Option(100, help="Trajectories in all (trajectory j = member j of the fine run).", callback=opt.at_least(1)),
+    test_trajectories: int = typer.Option(10, help="How many of them (the last ones) form the test split.", callback=opt.at_least(0)),
+    burn_in: float = typer.Option(20.0, help="Spin-up time discarded before the first recording.", callback=opt.non_negative()),
+    t_end: float = typer.Option(40.0, help="Recordings at burn_in + k·save_every < t_end.", callback=opt.positive()),
+    save_every: float = typer.Option(0.1, help="Recording interval in time units (a whole number of time steps).", callback=opt.positive()),
+    members_per_batch: int = typer.Option(1, help="Trajectories integrated together (speed/memory only; an interrupt loses at most one batch). 1 is fastest at 256² here; 2-4 at 64².", callback=opt.at_least(1)),
+    seed: int = typer.Option(0, help="Root seed: trajectory j uses streams of (seed, j).", callback=opt.at_least(0)),
     target: Optional[str] = typer.Option(None, help="missing-physics, missing-physics-noisy, sgs or sgs-resolved (default: by preset)."),
     filter_: Optional[str] = typer.Option(None, "--filter", help="sgs coarse-graining: sharp (default) or gaussian."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a fine-run config field: KEY=VALUE (JSON), e.g. stepper=cn-euler."),
-    threads: int = typer.Option(1, help="FFTW threads."),
+    threads: int = typer.Option(1, help="FFTW threads.", callback=opt.at_least(1)),
     overwrite: bool = typer.Option(False, help="Replace an existing OUT (at the end) and discard an unfinished OUT.partial."),
 ) -> None:
     """Build the dataset and print a summary table."""
@@ -58,6 +62,7 @@ def dataset(
                            test_trajectories=test_trajectories, burn_in=burn_in, t_end=t_end, every=save_every,
                            members_per_batch=members_per_batch, seed=seed, target=target, filter=filter_,
                            overrides=parse_sets(set_))
+        preflight.dataset_resources(spec, out)
         with Progress(TextColumn("[bold]kolmo dataset[/]"), TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[pairs]} pairs"),
                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
@@ -65,6 +70,7 @@ def dataset(
             t0 = _t.perf_counter()
 
             def progress(ev) -> None:  # noqa: ANN001
+                check_interrupt()
                 if ev.phase == "start" and ev.trajectories_done:
                     console.print(f"resuming: {ev.trajectories_done} of {ev.trajectories} trajectories already done")
                 if ev.phase in ("step", "batch", "start"):
@@ -83,7 +89,7 @@ def dataset(
                 bar.stop()
                 err_console.print(f"[yellow]interrupted[/] after {_t.perf_counter() - t0:.0f} s: finished batches "
                                   f"are kept in {out}.partial; rerun the same command to resume")
-                raise typer.Exit(130) from None
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         s = summary
         table = Table(title=f"kolmo dataset — {s.spec.preset}, {s.spec.target} ({s.spec.filter})")
         table.add_column("quantity")

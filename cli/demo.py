@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, friendly_errors
+from kolmo.paths import writable_output
 
 HELP = ("Run the whole pipeline on built-in defaults: dong2026 dataset, train the one-step latent FM closure (MP) "
         "and the 10-step physical diffusion baseline, export, benchmark, online runs (no / true / both learned "
@@ -17,11 +19,13 @@ HELP = ("Run the whole pipeline on built-in defaults: dong2026 dataset, train th
 
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", "-o", help="Output folder (resumes what is already there)."),
-    size: str = typer.Option("tiny", help="ci, tiny, small or paper (see the command help for durations)."),
-    threads: int = typer.Option(1, help="FFTW and torch CPU threads."),
-    seed: int = typer.Option(0, help="Seed of data, training and sampling."),
+    size: str = typer.Option("tiny", help="ci, tiny, small or paper (see the command help for durations).", callback=opt.choice("ci", "tiny", "small", "paper")),
+    threads: int = typer.Option(1, help="FFTW and torch CPU threads.", callback=opt.at_least(1)),
+    seed: int = typer.Option(0, help="Seed of data, training and sampling.", callback=opt.at_least(0)),
 ) -> None:
     """Run the pipeline with rich progress and print the summary."""
+    with friendly_errors():  # before torch loads
+        writable_output(out, "--out", folder=True)
     from cli.workflows.demo import SIZES, run_demo
 
     with friendly_errors():

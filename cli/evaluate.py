@@ -3,37 +3,45 @@ or the a-posteriori report of an online run (:mod:`cli.evaluate_online`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, friendly_errors
 from cli.evaluate_online import HELP as ONLINE_HELP
 from cli.evaluate_online import online
+from kolmo.atomic import write_json
+from kolmo.paths import writable_output
 
 evaluate_app = typer.Typer(help="Evaluate closures: apriori (a trained model on test pairs) or online (a run vs the truth).",
                            no_args_is_help=True)
-evaluate_app.command("online", help=ONLINE_HELP)(online)
+evaluate_app.command("online", short_help="A closure run vs the truth: a report folder with figures.",
+                     help=ONLINE_HELP)(online)
 
 
-@evaluate_app.command("apriori")
+@evaluate_app.command("apriori", short_help="Metrics of a trained closure on test pairs (table, JSON).")
 def apriori(
     run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train`."),
     data: Path = typer.Option(..., "--data", help="Dataset file; its test split is used."),
-    samples: int = typer.Option(100, "--samples", help="Samples per test condition."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's; FM 1)."),
-    conditions: int = typer.Option(10, "--conditions", help="Test pairs, evenly spaced over the test split."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (reference, default) or heun (EDM, 2n-1 NFE)."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Samples per model call (default: all at once)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    samples: int = typer.Option(100, "--samples", help="Samples per test condition.", callback=opt.at_least(1)),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's; FM 1).", callback=opt.at_least(1)),
+    conditions: int = typer.Option(10, "--conditions", help="Test pairs, evenly spaced over the test split.", callback=opt.at_least(1)),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (reference, default) or heun (EDM, 2n-1 NFE).", callback=opt.choice("em", "heun")),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last.", callback=opt.choice("best", "last")),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise.", callback=opt.at_least(0)),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Samples per model call (default: all at once).", callback=opt.at_least(1)),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's).", callback=opt.at_least(1)),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics (with per-condition values) here."),
 ) -> None:
     """A-priori metrics of a trained closure on test conditions (SCIENCE.md §4): a rich table (and JSON)."""
+    with friendly_errors():  # before torch loads
+        if json_out is not None:
+            writable_output(json_out, "--json")
+        preflight.apriori_inputs(run_dir, data)
     import torch
 
     from closure.evaluation import METRICS, evaluate_run
@@ -68,5 +76,5 @@ def apriori(
         if not res["dataset_matches_training"]:
             console.print("[yellow]note[/]: --data is not the dataset this model was trained on (fingerprints differ)")
         if json_out is not None:
-            json_out.write_text(json.dumps(res, indent=1))
+            write_json(json_out, res, indent=1)
             console.print(f"metrics written to {json_out}")

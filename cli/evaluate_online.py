@@ -13,7 +13,9 @@ from typing import Any, Optional, Sequence
 import typer
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, err_console, friendly_errors
+from kolmo.paths import writable_output
 
 HELP = """Evaluate a closure run online against the truth and write a report folder.
 
@@ -88,7 +90,7 @@ def summary_tables(result: dict[str, Any]) -> list[Table]:
 def evaluate_online_command(run: Path | str, reference: str, baseline: Sequence[Path | str] | None,
                             out: Path | str, horizons: str | Sequence[float] | None = None) -> dict[str, Any]:
     """Run :func:`kolmo.evaluation.evaluate_online`, print the summary tables, warnings and the
-    report path; typed errors become one-line messages (exit code 2). Returns the metrics."""
+    report path; typed errors become one-line messages (exit status: the error's ``exit_code``). Returns the metrics."""
     from kolmo.evaluation import evaluate_online
 
     with friendly_errors():
@@ -108,7 +110,9 @@ def online(
     reference: str = typer.Option(..., "--reference", help="TRUTH.h5[:MEMBER] or DATA.h5:test[:TRAJ[:START]]."),
     baseline: Optional[list[Path]] = typer.Option(None, "--baseline", help="Baseline run file(s); the first scores the similarity (normally no closure)."),
     out: Path = typer.Option(..., "--out", help="Report folder (report.md, metrics.json, figures)."),
-    horizons: Optional[str] = typer.Option(None, "--horizons", help="Times of the trajectory table (default 5,10,15,20)."),
+    horizons: Optional[str] = typer.Option(None, "--horizons", help="Times of the trajectory table (default 5,10,15,20).", callback=opt.number_list(gt=0)),
 ) -> None:
     """The ``kolmo evaluate online`` command (help: :data:`HELP`)."""
+    with friendly_errors():  # before the runs are read
+        writable_output(out, "--out", folder=True)
     evaluate_online_command(run, reference, baseline, out, horizons)

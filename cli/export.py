@@ -8,21 +8,26 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, friendly_errors
+from kolmo.paths import existing_folder, writable_output
 
 
 def export(
     run_dir: Path = typer.Argument(..., help="Run directory of `kolmo train`."),
     out: Path = typer.Option(..., "--out", "-o", help="Artifact file (never overwritten): CLOSURE.pt, or CLOSURE.pt2 for aoti."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Fixed sampling steps inside the artifact (default: the model's; FM 1)."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (default) or heun."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (no CPU fallback)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
-    format_: str = typer.Option("torchscript", "--format", help="torchscript (default; libtorch and FTorch load it) or aoti (torch.export + AOTInductor .pt2)."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Fixed sampling steps inside the artifact (default: the model's; FM 1).", callback=opt.at_least(1)),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (default) or heun.", callback=opt.choice("em", "heun")),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (no CPU fallback).", callback=opt.device()),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64.", callback=opt.choice("float32", "float64")),
+    format_: str = typer.Option("torchscript", "--format", help="torchscript (default; libtorch and FTorch load it) or aoti (torch.export + AOTInductor .pt2).", callback=opt.choice("torchscript", "aoti")),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last.", callback=opt.choice("best", "last")),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure the batch-1 latency of the saved artifact."),
 ) -> None:
     """Export, self-check, and print a summary."""
+    with friendly_errors():  # before torch loads
+        existing_folder(run_dir, "RUN_DIR", "run directory of `kolmo train`")
+        writable_output(out, "--out")
     from closure.export import export_closure
 
     with friendly_errors():

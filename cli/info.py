@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, friendly_errors
+from cli.preflight import artifact_input
 
 
 def info(path: Path = typer.Argument(..., help="A run/dataset .h5 file, a closure artifact .pt, or a shipped closure name (dong2026-default).")) -> None:
@@ -19,6 +20,7 @@ def info(path: Path = typer.Argument(..., help="A run/dataset .h5 file, a closur
 
             path = SHIPPED_CLOSURES[str(path).lower()]
         if path.suffix == ".pt":
+            artifact_input(path, "PATH")  # before torch loads
             from coupling.artifact import read_metadata  # torch only when asked
 
             meta = read_metadata(path)

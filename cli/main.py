@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import errors as _errors
 from cli import dataset as _dataset
 from cli import bench as _bench
 from cli import demo as _demo
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain two-column help: readable at 80 columns (rich boxes wrap into slivers)
+    epilog=_errors.EXIT_EPILOG,
 )
 app.command("run", short_help="Run the solver (optionally with a closure) into an HDF5 file.", help="Run the pseudo-spectral solver (a preset, optionally with a closure) into an HDF5 file.")(_run.run)
 app.command("dataset", short_help="Build coarse (vorticity, closure) training pairs.", help=_dataset.HELP)(_dataset.dataset)
@@ -30,11 +32,12 @@ app.command("demo", short_help="The whole pipeline on built-in defaults (resumab
 app.add_typer(_evaluate.evaluate_app, name="evaluate", short_help="Evaluate closures: apriori (test pairs) or online (a run).",
               help="Evaluate closures: apriori (a trained model on test pairs) or online (a run vs the truth).")
 app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: the solver, closure artifacts, coupled rollouts.")
+_errors.guard_app(app)  # one error boundary around every command (keep this after the last registration)
 
 
 def main() -> None:  # pragma: no cover - console script
-    app()
+    _errors.main(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

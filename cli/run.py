@@ -9,36 +9,39 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, friendly_errors, parse_sets
+from cli.errors import check_interrupt
 
 
 def run(
     preset: Optional[str] = typer.Option(None, help="Preset: kolmogorov (LES, L=2π, Re=1000, drag 0.1; the default) or dong2026 (the paper's missing-physics setup). With a closure: the closure's preset."),
-    grid: Optional[int] = typer.Option(None, "--grid", "-n", help="Grid points per side (default 64 kolmogorov, 256 dong2026)."),
-    time: Optional[float] = typer.Option(None, "--time", "-t", help="Final simulated time (preset default 20)."),
-    dt: Optional[float] = typer.Option(None, help="Time step (preset default: dong2026 1e-3; kolmogorov 0.5·dx/7)."),
-    members: Optional[int] = typer.Option(None, "--members", "-b", help="Ensemble members integrated together."),
-    seed: Optional[int] = typer.Option(None, help="Root seed (initial conditions and noise, per member)."),
-    save_every: Optional[float] = typer.Option(None, help="Snapshot interval in time units."),
+    grid: Optional[int] = typer.Option(None, "--grid", "-n", help="Grid points per side (default 64 kolmogorov, 256 dong2026).", callback=opt.even_grid()),
+    time: Optional[float] = typer.Option(None, "--time", "-t", help="Final simulated time (preset default 20).", callback=opt.positive()),
+    dt: Optional[float] = typer.Option(None, help="Time step (preset default: dong2026 1e-3; kolmogorov 0.5·dx/7).", callback=opt.positive()),
+    members: Optional[int] = typer.Option(None, "--members", "-b", help="Ensemble members integrated together.", callback=opt.at_least(1)),
+    seed: Optional[int] = typer.Option(None, help="Root seed (initial conditions and noise, per member).", callback=opt.at_least(0)),
+    save_every: Optional[float] = typer.Option(None, help="Snapshot interval in time units.", callback=opt.positive()),
     stepper: Optional[str] = typer.Option(None, help="Time scheme: cn-rk3 (default), ars343, cn-euler (the reference code's)."),
-    nu: Optional[float] = typer.Option(None, help="Viscosity ν."),
-    mu: Optional[float] = typer.Option(None, help="Linear drag μ."),
+    nu: Optional[float] = typer.Option(None, help="Viscosity ν.", callback=opt.non_negative()),
+    mu: Optional[float] = typer.Option(None, help="Linear drag μ.", callback=opt.non_negative()),
     initial: Optional[str] = typer.Option(None, help="Initial condition: grf, band, zero."),
     init: Optional[str] = typer.Option(None, help="Start from a snapshot: RUN.h5[:INDEX] or DATA.h5:SPLIT:INDEX."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override any config field: KEY=VALUE (JSON value), repeatable."),
-    threads: int = typer.Option(1, help="FFTW threads (and torch CPU threads of an artifact closure)."),
-    backend: str = typer.Option("fftw", help="FFT backend: fftw or numpy (slow, debugging)."),
+    threads: int = typer.Option(1, help="FFTW threads (and torch CPU threads of an artifact closure).", callback=opt.at_least(1)),
+    backend: str = typer.Option("fftw", help="FFT backend: fftw or numpy (slow, debugging).", callback=opt.choice("fftw", "numpy")),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HDF5 file (default runs/<preset>-<grid>.h5)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted or finished run file (bit-exact); --time extends it."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
     closure: Optional[str] = typer.Option(None, help="Closure: none, smagorinsky, leith, PATH.pt (artifact), replay:DATA.h5[:TRAJ] (true closure). Sets the equation from its target and says so."),
-    closure_every: Optional[int] = typer.Option(None, help="Resample an artifact closure every k steps (default 1; paper 5)."),
-    closure_jitter: Optional[float] = typer.Option(None, help="Jitter σ added to the held closure sample between resamples, H ← H + σ·N(0,I) (default 0; paper 5e-5)."),
-    closure_seed: Optional[int] = typer.Option(None, help="Seed of the closure's generator (default: --seed)."),
-    closure_coef: Optional[float] = typer.Option(None, help="Smagorinsky C_S (default 0.17) or Leith C_L (default 1/π)."),
-    closure_dtype: str = typer.Option("float32", help="Dtype the artifact runs in: float32 or float64."),
-    closure_nonfinite: str = typer.Option("raise", help="Non-finite closure output: raise, or zero (zero those members and count)."),
-    device: str = typer.Option("cpu", help="Device of an artifact closure: cpu, cuda, cuda:K (no CPU fallback)."),
+    closure_every: Optional[int] = typer.Option(None, help="Resample an artifact closure every k steps (default 1; paper 5).", callback=opt.at_least(1)),
+    closure_jitter: Optional[float] = typer.Option(None, help="Jitter σ added to the held closure sample between resamples, H ← H + σ·N(0,I) (default 0; paper 5e-5).", callback=opt.non_negative()),
+    closure_seed: Optional[int] = typer.Option(None, help="Seed of the closure's generator (default: --seed).", callback=opt.at_least(0)),
+    closure_coef: Optional[float] = typer.Option(None, help="Smagorinsky C_S (default 0.17) or Leith C_L (default 1/π).", callback=opt.non_negative()),
+    closure_dtype: str = typer.Option("float32", help="Dtype the artifact runs in: float32 or float64.", callback=opt.choice("float32", "float64")),
+    closure_nonfinite: str = typer.Option("raise", help="Non-finite closure output: raise, or zero (zero those members and count).", callback=opt.choice("raise", "zero")),
+    device: str = typer.Option("cpu", help="Device of an artifact closure: cpu, cuda, cuda:K (no CPU fallback).", callback=opt.device()),
     protocol: Optional[str] = typer.Option(None, help="Online protocol preset: paper (dong2026 64², dt 1e-3, 20,000 steps, every 5, jitter 5e-5, from --init DATA.h5:test:INDEX)."),
 ) -> None:
     """Run the solver and print a summary table."""
@@ -46,6 +49,13 @@ def run(
     from kolmo.simulation import run_simulation
 
     with friendly_errors():
+        preflight.run_modes(resume=resume, closure=closure, protocol=protocol, given={
+            "--preset": preset, "--grid": grid, "--dt": dt, "--members": members, "--seed": seed,
+            "--save-every": save_every, "--stepper": stepper, "--nu": nu, "--mu": mu, "--initial": initial,
+            "--init": init, "--set": set_, "--out": out, "--overwrite": overwrite, "--protocol": protocol,
+            "--closure-every": closure_every, "--closure-jitter": closure_jitter, "--closure-seed": closure_seed,
+            "--closure-coef": closure_coef, "--closure-dtype": closure_dtype,
+            "--closure-nonfinite": closure_nonfinite, "--device": device})
         config = None
         closure_obj = None
         if resume is None:
@@ -61,6 +71,7 @@ def run(
                 console.print(f"[cyan]note[/]: {note}")
             if out is None:
                 out = Path("runs") / f"{config.preset}-{config.n}.h5"
+            preflight.run_resources(config, out)
         else:
             from coupling.online import closure_for_resume
 
@@ -79,6 +90,7 @@ def run(
             first: dict[str, int] = {}
 
             def progress(sim, diag) -> None:  # noqa: ANN001
+                check_interrupt()
                 first.setdefault("step", sim.step)
                 el = _t.perf_counter() - t0
                 bar.update(task, total=sim.config.steps, completed=sim.step, t=sim.time,

@@ -9,6 +9,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli import options as opt
+from cli import preflight
 from cli.common import console, friendly_errors
 
 HELP = """Train a stochastic closure model on a `kolmo dataset` file.
@@ -28,25 +30,28 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset file from `kolmo dataset` (required for a new run)."),
     model: Optional[str] = typer.Option(None, "--model", help="latent-fm|si|dm|mf|reflow or fm|si|dm|mf|reflow (required for a new run)."),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="reflow only: run directory of the trained fm / latent-fm teacher (same data)."),
-    teacher_steps: Optional[int] = typer.Option(None, "--teacher-steps", help="reflow only: Euler steps of the teacher drawing the couplings (default 20)."),
+    teacher_steps: Optional[int] = typer.Option(None, "--teacher-steps", help="reflow only: Euler steps of the teacher drawing the couplings (default 20).", callback=opt.at_least(1)),
     reg: Optional[str] = typer.Option(None, "--reg", help="Latent regularizer: none (default), mp, ga or joint."),
     autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Target autoencoder of latent models: conv (default) or pca."),
     condition: Optional[str] = typer.Option(None, "--condition", help="Condition encoder of latent models: encoder (default) or pooled (4x4 block average)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Generator (or joint) epochs (default 200; may be raised on --resume)."),
-    ae_epochs: Optional[int] = typer.Option(None, "--ae-epochs", help="Autoencoder-phase epochs (default 100)."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Mini-batch size (default 64)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; StepLR(100, 0.5) per epoch)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu (default) or cuda (no CPU fallback)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, shuffling, noise and the validation split (default 0)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Default sampling steps stored with the model (FM 1, SI 10, DM 10)."),
-    width: Optional[int] = typer.Option(None, "--width", help="FNO width (default 40 physical, 20 latent)."),
-    modes: Optional[int] = typer.Option(None, "--modes", help="FNO Fourier modes (default 6 physical, 4 latent)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Generator (or joint) epochs (default 200; may be raised on --resume).", callback=opt.at_least(1)),
+    ae_epochs: Optional[int] = typer.Option(None, "--ae-epochs", help="Autoencoder-phase epochs (default 100).", callback=opt.at_least(1)),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Mini-batch size (default 64).", callback=opt.at_least(2)),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; StepLR(100, 0.5) per epoch).", callback=opt.positive()),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu (default) or cuda (no CPU fallback).", callback=opt.device()),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, shuffling, noise and the validation split (default 0).", callback=opt.at_least(0)),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Default sampling steps stored with the model (FM 1, SI 10, DM 10).", callback=opt.at_least(1)),
+    width: Optional[int] = typer.Option(None, "--width", help="FNO width (default 40 physical, 20 latent).", callback=opt.at_least(1)),
+    modes: Optional[int] = typer.Option(None, "--modes", help="FNO Fourier modes (default 6 physical, 4 latent).", callback=opt.at_least(1)),
     si_source: Optional[str] = typer.Option(None, "--si-source", help="Stochastic-interpolant source: gaussian (default) or empirical (the condition)."),
-    ga_landmarks: Optional[int] = typer.Option(None, "--ga-landmarks", help="Landmarks of the GA diffusion potentials (default 2000; 0 = exact)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    ga_landmarks: Optional[int] = typer.Option(None, "--ga-landmarks", help="Landmarks of the GA diffusion potentials (default 2000; 0 = exact).", callback=opt.at_least(0)),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's).", callback=opt.at_least(1)),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN_DIR/last.pt exactly (only --epochs, --device, --data may change)."),
 ) -> None:
     """Train and print a summary table."""
+    with friendly_errors():  # before torch loads: bad paths and data are refused at once
+        preflight.train_resources(data, out, resume=resume, batch=batch, width=width, reg=reg,
+                                  ga_landmarks=ga_landmarks, teacher=teacher)
     import torch
 
     from closure.errors import ConfigurationError

@@ -9,7 +9,7 @@ clean line) and a matching builtin, and its message names the offending value an
 from __future__ import annotations
 
 from coupling.errors import DeviceError
-from kolmo.errors import ConfigurationError, FileFormatError, KolmoError, OutputExistsError
+from kolmo.errors import EXIT_BAD_INPUT, ConfigurationError, FileFormatError, KolmoError, OutputExistsError
 
 __all__ = [
     "ConfigurationError",
@@ -26,6 +26,8 @@ __all__ = [
 
 class CheckpointError(KolmoError, ValueError):
     """A run directory or checkpoint is missing, unreadable or not a ``kolmo`` training checkpoint."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class CheckpointMismatchError(CheckpointError):

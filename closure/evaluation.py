@@ -48,6 +48,7 @@ from closure.data import ClosurePairs, Normalisation
 from closure.errors import ConfigurationError
 from closure.models import ClosureModel
 from kolmo.diagnostics import spectra
+from kolmo.errors import ShapeError
 from kolmo.grid import Grid
 
 __all__ = ["ensemble_mean_relative_error", "per_sample_relative_errors", "pixel_std", "closure_spectrum",
@@ -215,8 +216,7 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
     with Pairs(data, "test") as pairs:
         n_test, grid = len(pairs), pairs.n
     if grid != model.config.grid:
-        raise ConfigurationError(f"the test data are on a {grid}² grid; the model was trained on "
-                                 f"{model.config.grid}²")
+        raise ShapeError(f"the test data are on a {grid}² grid; the model was trained on {model.config.grid}²")
     rows = evenly_spaced_rows(n_test, conditions)
     test = ClosurePairs(data, "test", normalisation, rows=rows, dtype=torch.float32)
     s_obj = model.make_sampler(steps, sampler)

@@ -33,7 +33,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheck
 from closure.models import ClosureModel
 from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, load_artifact, resolve_device
 from coupling.errors import ArtifactFormatError
+from kolmo.atomic import publish, temporary_path, write_text
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ClosureArtifact", "ExportResult", "artifact_metadata",
            "export_closure", "export_model", "resolve_device"]
@@ -181,26 +181,12 @@ def _fixed_inputs(artifact: ClosureArtifact, normalisation: Normalisation, batch
 
 
 def _new_temporary(out: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
-    return Path(name)
+    return temporary_path(out, suffix)
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out`` without ever replacing an existing ``out`` (hard link, then unlink)."""
-    try:
-        os.link(tmp, out)
-    except FileExistsError:
-        tmp.unlink(missing_ok=True)
-        raise OutputExistsError(f"{out} appeared while exporting; not overwritten (the checked artifact is discarded)") \
-            from None
-    except OSError:  # file systems without hard links
-        if out.exists():
-            tmp.unlink(missing_ok=True)
-            raise OutputExistsError(f"{out} exists; not overwritten") from None
-        os.replace(tmp, out)
-        return
-    tmp.unlink()
+    """Move ``tmp`` to ``out`` without ever replacing an existing ``out`` (:func:`kolmo.atomic.publish`)."""
+    publish(tmp, out, overwrite=False)
 
 
 def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dict[str, Any], out: str | os.PathLike,
@@ -333,7 +319,7 @@ def _export_aoti(artifact: ClosureArtifact, meta: dict[str, Any], out: Path, ome
         diff = float((got - reference).abs().max())
         if not diff <= max(tolerance, 1e-4 * float(reference.abs().max())):
             raise ExportCheckError(f"{out}: AOTInductor package differs from the eager model by {diff:.3g}; not kept")
-        sidecar.write_text(json.dumps(meta, sort_keys=True, indent=1))
+        write_text(sidecar, json.dumps(meta, sort_keys=True, indent=1), overwrite=False)
         _publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -53,6 +53,7 @@ from closure.sampling import standardise
 from closure.regularizers import GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
     geometry_aware_loss, metric_preserving_loss
 from coupling.artifact import resolve_device
+from kolmo.atomic import atomic_output, write_json
 
 __all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
            "read_checkpoint", "autoencoder_loss", "joint_loss", "CHECKPOINT_FORMAT"]
@@ -123,9 +124,10 @@ class TrainConfig:
     teacher_steps: int = 20
 
     def validate(self) -> "TrainConfig":
-        for name in ("epochs", "ae_epochs"):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(f"{name} = {getattr(self, name)}; expected >= 0")
+        if self.epochs < 1:
+            raise ConfigurationError(f"epochs = {self.epochs}; expected >= 1")
+        if self.ae_epochs < 0:
+            raise ConfigurationError(f"ae_epochs = {self.ae_epochs}; expected >= 0")
         if self.batch < 2:
             raise ConfigurationError(f"batch = {self.batch}; expected >= 2")
         if self.model.reg == "mp" and self.batch <= self.mp_k:
@@ -243,15 +245,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through :func:`kolmo.atomic.atomic_output` (a crash never leaves a truncated checkpoint)."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _atomic_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1, sort_keys=True)
 
 
 def _differences(saved: dict[str, Any], asked: dict[str, Any], prefix: str = "") -> list[str]:
@@ -331,8 +331,11 @@ def autoencoder_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, co
         z = model.target_coder.encode(closure_n)
         parts["mse_H"] = F.mse_loss(model.target_coder.decode(z), closure_n)
         total = total + parts["mse_H"]
-        if config.model.reg == "mp":
-            parts["mp"] = metric_preserving_loss(z, closure_n, k=config.mp_k)
+        if config.model.reg == "mp" and closure_n.shape[0] >= 2:
+            # small data: k is clamped to the batch (batch - 1 neighbours at most), e.g. a last
+            # validation batch or a dataset smaller than mp_k + 1 pairs
+            k = min(config.mp_k, closure_n.shape[0] - 1)
+            parts["mp"] = metric_preserving_loss(z, closure_n, k=k)
             total = total + config.mp_weight * parts["mp"]
         elif config.model.reg == "ga" and distances is not None:
             parts["ga"] = geometry_aware_loss(z, distances)
@@ -374,6 +377,11 @@ class _Trainer:
         norm = info.normalisation
         self.train_set = ClosurePairs(config.data, "train", norm, train_ids)
         self.val_set = ClosurePairs(config.data, "train", norm, val_ids)
+        if len(self.train_set) < 2:  # every batch loss (MP, GA, batch KL, the generator's) needs two pairs
+            raise ConfigurationError(
+                f"dataset {config.data} leaves {len(self.train_set)} training pair(s) after holding out "
+                f"{len(val_ids)} validation trajectory(ies) of its {len(info.train_trajectories)}; expected at least 2 "
+                "(build a larger dataset)")
         self.data = {name: (s.omega.to(device), s.closure.to(device))
                      for name, s in (("train", self.train_set), ("validation", self.val_set))}
         self.run_id = ""

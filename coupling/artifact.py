@@ -304,5 +304,8 @@ def write_artifact(module: Any, path: str | Path, metadata: dict[str, Any]) -> P
         module = torch.jit.script(module)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(module, str(p), _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
+    from kolmo.atomic import atomic_output
+
+    with atomic_output(p) as tmp:
+        torch.jit.save(module, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
     return p

@@ -33,7 +33,7 @@ ReplayRangeError            ConfigurationError          a replayed run asks for 
 
 from __future__ import annotations
 
-from kolmo.errors import ConfigurationError, FileFormatError, KolmoError, NonFiniteError, ShapeError
+from kolmo.errors import EXIT_BAD_INPUT, ConfigurationError, FileFormatError, KolmoError, NonFiniteError, ShapeError
 
 __all__ = [
     "CouplingError",
@@ -69,9 +69,13 @@ class GridMismatchError(CouplingError, ShapeError):
 class PresetMismatchError(CouplingError, ConfigurationError):
     """The closure was made for another preset than the solver runs."""
 
+    exit_code = EXIT_BAD_INPUT
+
 
 class TargetMismatchError(CouplingError, ConfigurationError):
     """The closure's target does not fit the equation being solved."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class ClosureShapeError(CouplingError, ShapeError):

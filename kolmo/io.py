@@ -31,16 +31,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from kolmo.atomic import partial_path  # noqa: F401 - re-exported (the temporary name of a run file)
 from kolmo.errors import FileFormatError, OutputExistsError, ShapeError
 
 FORMAT = "kolmo-run"
 FORMAT_VERSION = 1
-
-
-def partial_path(path: str | os.PathLike) -> Path:
-    """The temporary name of a run file while it is being written."""
-    p = Path(path)
-    return p.with_name(p.name + ".partial")
 
 
 def _json_default(obj: Any) -> Any:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from kolmo import atomic
 from kolmo.errors import ConfigurationError
 
 
@@ -140,7 +141,7 @@ def run_demo(out: str | Path = "demo", size: str = "tiny", threads: int = 1, see
     demo.stage(7, "report", "online evaluation and figures", demo.report)
     result = demo.result
     result.seconds = time.perf_counter() - t_start
-    (out / "summary.json").write_text(json.dumps(result.as_dict(), indent=1, default=str))
+    atomic.write_json(out / "summary.json", result.as_dict(), indent=1, default=str)
     return result
 
 
@@ -226,7 +227,7 @@ class _Demo:
             metrics = evaluate_run(self.out / "runs" / name, self.data, samples=self.sz.apriori_samples,
                                    conditions=self.sz.apriori_conditions, seed=self.seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(metrics, indent=1, default=str))
+            atomic.write_json(path, metrics, indent=1, default=str)
             self.result.apriori[name] = metrics
         return skipped
 

@@ -14,7 +14,6 @@ range of the latency per call, samples per second, NFE, parameter count, FLOPs p
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from coupling.artifact import load_artifact
+from kolmo import atomic
 from kolmo.errors import ConfigurationError
 
 __all__ = ["ClosureTiming", "machine_info", "time_artifact", "bench_closures", "write_json", "plot_bars"]
@@ -171,13 +171,13 @@ def bench_closures(paths: list[str | Path], batches: list[int], device: str = "c
 
 
 def write_json(rows: list[ClosureTiming], path: str | Path, device: str = "cpu") -> None:
-    """Write the rows and :func:`machine_info` as JSON."""
-    Path(path).write_text(json.dumps({"machine": machine_info(device), "rows": [r.as_dict() for r in rows]},
-                                     indent=1))
+    """Write the rows and :func:`machine_info` as JSON (atomically, :func:`kolmo.atomic.write_json`)."""
+    atomic.write_json(path, {"machine": machine_info(device), "rows": [r.as_dict() for r in rows]}, indent=1)
 
 
 def plot_bars(rows: list[ClosureTiming], path: str | Path) -> None:
-    """Grouped bar chart of median latency per call (log scale), one group per batch size.
+    """Grouped bar chart of median latency per call (log scale), one group per batch size, written
+    atomically (:func:`kolmo.atomic.atomic_output`).
 
     Needs matplotlib (``pip install kolmo[plots]``; else :class:`~kolmo.errors.OptionalDependencyError`).
     """
@@ -199,4 +199,5 @@ def plot_bars(rows: list[ClosureTiming], path: str | Path) -> None:
     ax.set_ylabel("median latency per call [ms]")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic.atomic_output(path) as tmp:  # the temporary name keeps the suffix matplotlib reads
+        fig.savefig(tmp, dpi=120)

@@ -51,7 +51,7 @@ def test_bad_options_give_one_line_typed_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--preset", "kolmogorov", "--grid", "15", "--out", str(tmp_path / "x.h5")])
     assert result.exit_code == 2 and "even integer" in result.output
     result = runner.invoke(app, ["info", str(tmp_path / "missing.h5")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 3 and "does not exist" in result.output  # bad input
     result = runner.invoke(app, ["bench", "solver", "--grid", "a,b"])
     assert result.exit_code == 2 and "comma-separated integers" in result.output
 

@@ -45,7 +45,7 @@ def test_demo_ci_runs_every_stage_and_writes_a_report(tmp_path: Path) -> None:
 
 def test_demo_rejects_an_unknown_size(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--size", "huge"])
-    assert result.exit_code == 2 and "unknown demo size 'huge'" in result.output
+    assert result.exit_code == 2 and "--size" in result.output and "huge" in result.output
 
 
 def test_evaluate_online_is_a_sub_command_of_kolmo_evaluate(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_train_resume_evaluate_export_info_round_trip(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads((run / "run.json").read_text())["history"][-1]["epoch"] == 2
     r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--model", "dm", "--epochs", "3", *common])
-    assert r.exit_code == 2 and "CheckpointMismatchError" in r.output and "'dm' asked" in r.output
+    assert r.exit_code == 3 and "CheckpointMismatchError" in r.output and "'dm' asked" in r.output
     assert "Traceback" not in r.output
 
     metrics = tmp_path / "m.json"
@@ -67,5 +67,5 @@ def test_train_errors_are_one_line_and_typed(tmp_path: Path, monkeypatch) -> Non
                             str(tmp_path / "r")])
     assert r.exit_code == 2 and "DeviceError" in r.output and "no CPU fallback" in r.output
     r = runner.invoke(app, ["evaluate", "apriori", str(tmp_path / "none"), "--data", str(data)])
-    assert r.exit_code == 2 and "run directory" in r.output and "does not exist" in r.output
+    assert r.exit_code == 3 and "run directory" in r.output and "does not exist" in r.output
     assert "Traceback" not in r.output

@@ -210,3 +210,23 @@ def test_meanflow_model_trains_and_samples_in_one_network_evaluation(data, tmp_p
     omega = torch.randn(3, 1, 16, 16)
     h = run.model.sample(omega, torch.randn(run.model.noise_shape(3)))
     assert h.shape == (3, 1, 16, 16) and torch.isfinite(h).all()
+
+
+def test_mp_on_data_smaller_than_its_neighbourhood_clamps_k_instead_of_crashing(tmp_path):
+    """3 training pairs per batch, k = 5: the MP loss uses the 2 neighbours there are."""
+    small = write_synthetic_dataset(tmp_path / "small.h5", train_trajectories=2, test_trajectories=1, snapshots=3)
+    result = train(config(small, epochs=1, ae_epochs=1, batch=8), tmp_path / "run")
+    assert result.history[0]["phase"] == "autoencoder" and "mp" in result.history[0]["components"]
+
+
+def test_too_little_training_data_is_refused_naming_the_dataset_size(tmp_path):
+    tiny = write_synthetic_dataset(tmp_path / "tiny.h5", train_trajectories=2, test_trajectories=1, snapshots=1)
+    with pytest.raises(ConfigurationError, match=r"tiny.h5 leaves 1 training pair\(s\) after holding out 1 "
+                                                 r"validation trajectory\(ies\) of its 2; expected at least 2"):
+        train(config(tiny, epochs=1), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_epochs_below_one_are_refused():
+    with pytest.raises(ConfigurationError, match="epochs = 0; expected >= 1"):
+        config(Path("-"), epochs=0).validate()

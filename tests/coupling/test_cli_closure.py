@@ -42,14 +42,14 @@ def test_run_with_an_artifact_sets_the_reduced_model_from_its_target_and_says_so
 
 def test_run_refuses_advection_on_with_a_missing_physics_artifact(make_artifact, tmp_path: Path) -> None:
     r = kolmo("run", "--closure", make_artifact(), "--set", "advection=true", "--time", 0.01, "--out", tmp_path / "x.h5")
-    assert r.exit_code == 2
+    assert r.exit_code == 3  # bad input: the artifact does not fit the equation asked for
     assert "TargetMismatchError: the closure's target is 'missing-physics-noisy', which needs advection off, but " \
            "advection=true was asked for explicitly" in r.text
 
 
 def test_run_with_a_closure_for_another_grid_is_refused_naming_both(make_artifact, tmp_path: Path) -> None:
     r = kolmo("run", "--closure", make_artifact(), "-n", 32, "--time", 0.01, "--out", tmp_path / "x.h5")
-    assert r.exit_code == 2 and "GridMismatchError: closure artifact:closure.pt is for a 16² grid, but the solver " \
+    assert r.exit_code == 3 and "GridMismatchError: closure artifact:closure.pt is for a 16² grid, but the solver " \
                                 "runs 32²" in r.text
 
 
@@ -87,13 +87,13 @@ def test_replay_run_starts_at_the_init_record_and_resumes_with_the_stored_closur
         assert h5.attrs["closure_calls"] == 300 and h5["time"][-1] == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("spec, match", [("smagorinksy", "unknown closure 'smagorinksy'; expected one of none, "
-                                                         "smagorinsky, leith, dong2026-default, PATH.pt, "
-                                                         "replay:DATA.h5[:TRAJ]"),
-                                         ("missing.pt", "closure artifact missing.pt does not exist")])
-def test_bad_closure_specs_are_clean_errors(spec: str, match: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("spec, match, code", [("smagorinksy", "unknown closure 'smagorinksy'; expected one of none, "
+                                                               "smagorinsky, leith, dong2026-default, PATH.pt, "
+                                                               "replay:DATA.h5[:TRAJ]", 2),
+                                               ("missing.pt", "closure artifact missing.pt does not exist", 3)])
+def test_bad_closure_specs_are_clean_errors(spec: str, match: str, code: int, tmp_path: Path) -> None:
     r = kolmo("run", "--closure", spec, "--time", 0.01, "--out", tmp_path / "x.h5")
-    assert r.exit_code == 2 and match in r.text
+    assert r.exit_code == code and match in r.text  # 2: usage error, 3: bad input
 
 
 def test_info_prints_the_artifact_metadata(make_artifact) -> None:

@@ -265,7 +265,7 @@ def test_cli_prints_a_one_line_error(dong, tmp_path, capsys):
 
     with pytest.raises(typer.Exit) as exc:
         evaluate_online_command(tmp_path / "nope.h5", str(dong["truth"]), None, tmp_path / "r")
-    assert exc.value.exit_code == 2
+    assert exc.value.exit_code == 3  # bad input
     assert "FileFormatError" in capsys.readouterr().err
 
 
