@@ -179,7 +179,9 @@ class Closure:
         Raises :class:`GridMismatchError`, :class:`PresetMismatchError` or
         :class:`TargetMismatchError`, each naming both values; a different Δt only warns
         (:class:`ClosureWarning`): a tendency does not depend on Δt, but a closure trained with
-        Δt-scaled stochastic forcing inside its target does.
+        Δt-scaled stochastic forcing inside its target does. LES targets (``sgs``, ``sgs-resolved``)
+        do not warn: their closure is a function of the resolved state and the LES runs at its own
+        CFL step by design (:func:`coupling.online.prepare_run` notes it).
         """
         if self.grid_n is not None and int(self.grid_n) != int(config.n):
             raise GridMismatchError(f"closure {self.name} is for a {self.grid_n}² grid, but the solver runs "
@@ -193,7 +195,8 @@ class Closure:
         mismatch = None if self.target == "any" else coarse_model_mismatch(self.target, config)
         if mismatch is not None:
             raise TargetMismatchError(f"closure {self.name} has {mismatch}")
-        if self.dt is not None and not math.isclose(float(self.dt), float(config.dt), rel_tol=1e-9):
+        les = self.target in KOLMO_TARGETS and get_target(self.target).advection  # noted by the run, not warned
+        if self.dt is not None and not les and not math.isclose(float(self.dt), float(config.dt), rel_tol=1e-9):
             warnings.warn(f"closure {self.name} was trained at dt = {self.dt:g}, the solver runs dt = "
                           f"{config.dt:g}", ClosureWarning, stacklevel=2)
 
@@ -217,6 +220,8 @@ class Closure:
                "closure_nonfinite_members": self.nonfinite_members}
         if self.spec is not None:
             out["closure_spec"] = self.spec
+        if self.dt is not None:
+            out["closure_trained_dt"] = float(self.dt)
         return out
 
     # ------------------------------------------------------------------ composition
