@@ -93,3 +93,20 @@ def test_an_les_run_with_smagorinsky_records_energy_and_enstrophy_removed_by_the
 def test_eddy_viscosity_in_the_reduced_model_is_a_target_mismatch() -> None:
     with pytest.raises(TargetMismatchError, match="closure smagorinsky has target 'sgs', which needs advection on"):
         Simulation(preset("dong2026", 16, advection=False), closure=Smagorinsky())
+
+
+@pytest.mark.parametrize("cls", CLOSURES)
+@pytest.mark.parametrize("members", [1, 3])
+def test_planned_numba_eddy_viscosity_equals_its_numpy_reference(cls, members: int) -> None:
+    from coupling.eddy_viscosity_kernels import eddy_viscosity_tendency_reference
+
+    g = Grid(32, 2 * np.pi)
+    c = cls(0.3)
+    for seed in range(2):  # the second call reuses the planned buffers
+        omega = turbulent(g, members=members, seed=seed)
+        w_hat = np.fft.rfft2(omega)
+        h = c(state(omega, g))
+        h_ref, nu_ref = eddy_viscosity_tendency_reference(w_hat, g.kx, g.ky, g.kx_odd, g.ky_odd, g.inv_k2, c.kind,
+                                                          c.factor(g.dx))
+        np.testing.assert_allclose(h, h_ref, rtol=1e-9, atol=1e-12 * np.abs(h_ref).max())
+        np.testing.assert_allclose(c.last_viscosity, nu_ref, rtol=1e-9, atol=1e-12 * nu_ref.max())
