@@ -12,6 +12,7 @@ from cli import run as _run
 from cli import train as _train
 from cli import evaluate as _evaluate
 from cli import export as _export
+from cli import evaluate_les as _evaluate_les
 
 app = typer.Typer(
     name="kolmo",
@@ -27,6 +28,7 @@ app.command("train", help=_train.HELP)(_train.train)
 app.command("evaluate", help="A-priori metrics of a trained closure on test conditions (SCIENCE.md §4), or --online: the report of an online run vs the truth.")(_evaluate.evaluate)
 app.command("export", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
 app.command("demo", help=_demo.HELP)(_demo.demo)
+app.add_typer(_evaluate_les.evaluate_les_app, name="evaluate-les", help=_evaluate_les.HELP)
 app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: solver (and, as they land, closures and coupled runs).")
 
 

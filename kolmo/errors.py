@@ -48,3 +48,7 @@ class OutputExistsError(KolmoError, FileExistsError):
 
 class FileFormatError(KolmoError, ValueError):
     """A file is missing, unreadable, truncated or not of the expected kind."""
+
+
+class MissingDependencyError(KolmoError, ImportError):
+    """An optional dependency is needed for what was asked (the message names the ``pip install``)."""
