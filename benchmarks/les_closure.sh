@@ -41,3 +41,37 @@ if has train; then  # one-step latent FM (the best one-step generator on this br
     [ -f "$W/les-$tg.pt" ] || kolmo export "$W/run-$tg" --out "$W/les-$tg.pt"
   done
 fi
+INIT_INDEX=$(python3 -c "print(round($BURN / 0.5))")  # DNS snapshot at t = BURN (save_every 0.5)
+if has dns; then  # member 0 of the DNS, coarse-grained: the LES initial state and the spread-skill truth
+  [ -f "$W/dns-$COARSE-m0.h5" ] || kolmo evaluate-les coarse-grain "$W/dns.h5" -n "$COARSE" --member 0 --out "$W/dns-$COARSE-m0.h5"
+fi
+les() {  # les NAME [kolmo run options...]: MEMBERS-member LES from the coarse-grained DNS member 0 at t = BURN
+  local name=$1; shift
+  [ -f "$W/les/$name.h5" ] || kolmo run --grid "$COARSE" --init "$W/dns-$COARSE-m0.h5:$INIT_INDEX" -b "$MEMBERS" \
+      --time "$T_SCAN" --save-every 0.5 --threads 1 --out "$W/les/$name.h5" "$@"
+}
+if has scan; then  # eddy-viscosity constants against the DNS statistics (the same DNS the comparison uses:
+  # generous to the baselines); best = smallest energy-spectrum error over 1 <= k < N/3
+  mkdir -p "$W/les"; T_SCAN=${T_SCAN_EV:-50}; runs=("none=$W/les/scan-none.h5")
+  les scan-none
+  for c in ${CS_SCAN:-0.05 0.1 0.12 0.14 0.17 0.22}; do les "scan-smag-$c" --closure smagorinsky --closure-coef "$c"; runs+=("smagorinsky-$c=$W/les/scan-smag-$c.h5"); done
+  for c in ${CL_SCAN:-0.1 0.15 0.2 0.25 0.32 0.45}; do les "scan-leith-$c" --closure leith --closure-coef "$c"; runs+=("leith-$c=$W/les/scan-leith-$c.h5"); done
+  rm -rf "$W/scan"; kolmo evaluate-les report "$W/dns.h5" "${runs[@]}" --t-start "$BURN" --blocks 5 --out "$W/scan"
+fi
+best() {  # best coefficient of a scan family (smallest energy-spectrum error over the band)
+  python3 -c "import json,sys; r=json.load(open('$W/scan/les.json'))['runs']; c={k: v['energy_spectrum_error']['band'] for k, v in r.items() if k.startswith('$1-')}; print(min(c, key=c.get).split('-', 1)[1])"
+}
+if has les; then  # the comparison: T_LES time units, MEMBERS members, from the coarse-grained DNS state at t = BURN
+  mkdir -p "$W/les"; T_SCAN=$T_LES; CS=${CS:-$(best smagorinsky)}; CL=${CL:-$(best leith)}
+  les none
+  les "smagorinsky-$CS" --closure smagorinsky --closure-coef "$CS"
+  les "leith-$CL" --closure leith --closure-coef "$CL"
+  for tg in $TARGETS; do for k in ${EVERY_SCAN:-1 2 5 10 20}; do
+    [ -f "$W/les-$tg.pt" ] && les "learned-$tg-every$k" --closure "$W/les-$tg.pt" --closure-every "$k"
+  done; done
+fi
+if has report; then
+  runs=("none=$W/les/none.h5"); for f in "$W"/les/smagorinsky-*.h5 "$W"/les/leith-*.h5 "$W"/les/learned-*.h5; do
+    [ -f "$f" ] && runs+=("$(basename "${f%.h5}")=$f"); done
+  rm -rf "$W/report"; kolmo evaluate-les report "$W/dns.h5" "${runs[@]}" --t-start "$BURN" --blocks 10 --figures --out "$W/report"
+fi

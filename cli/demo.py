@@ -20,11 +20,18 @@ def demo(
     size: str = typer.Option("tiny", help="ci, tiny, small or paper (see the command help for durations)."),
     threads: int = typer.Option(1, help="FFTW and torch CPU threads."),
     seed: int = typer.Option(0, help="Seed of data, training and sampling."),
+    case: str = typer.Option("paper", "--case", help="paper (dong2026 missing physics, above) or les (kolmogorov LES: learned closure vs none / Smagorinsky / Leith against a DNS; sizes ci, tiny)."),
 ) -> None:
     """Run the pipeline with rich progress and print the summary."""
     from closure.pipeline import SIZES, run_demo
 
+    if case == "les":
+        return _les_demo(out if out != Path("demo") else Path("demo-les"), size, threads, seed)
     with friendly_errors():
+        if case != "paper":
+            from kolmo.errors import ConfigurationError
+
+            raise ConfigurationError(f"unknown demo case {case!r}; valid: paper, les")
         if size in SIZES:
             console.print(f"[bold]kolmo demo[/] — size {size}: expected {SIZES[size].expected}; output in {out}/")
 
@@ -70,3 +77,32 @@ def _last_error(results: dict, name: str) -> str:
                 last = rows[-1]
                 return f"{last['rel_error_mean']:.3f} ± {last.get('rel_error_2std') or 0:.3f} (t={last['time']:g})"
     return ""
+
+
+def _les_demo(out: Path, size: str, threads: int, seed: int) -> None:
+    """``--case les`` (:mod:`cli.workflows.les_demo`)."""
+    from cli.workflows.les_demo import LES_SIZES, run_les_demo
+
+    with friendly_errors():
+        if size in LES_SIZES:
+            console.print(f"[bold]kolmo demo --case les[/] — size {size}: expected {LES_SIZES[size].expected}; "
+                          f"output in {out}/")
+
+        def show(e) -> None:  # noqa: ANN001
+            if not e.done:
+                console.print(f"[cyan][{e.index}/{e.stages}] {e.stage}[/]: {e.message} …", highlight=False)
+            else:
+                console.print(f"      {e.stage} finished in {e.seconds:.1f} s{' (already done, skipped)' if e.skipped else ''}",
+                              highlight=False)
+
+        r = run_les_demo(out, size, threads=threads, seed=seed, progress=show)
+    table = Table(title=f"kolmo demo --case les ({size}) — {r.seconds:.0f} s")
+    for col in ("LES", "E-spectrum err (band)", "E / DNS", "Z / DNS", "W1(ω)/σ", "blow-up", "speed-up vs DNS"):
+        table.add_column(col, justify="right")
+    for label, x in r.results["runs"].items():
+        sp = x["cost"].get("speedup_vs_reference")
+        table.add_row(label, f"{x['energy_spectrum_error']['band']:.3f}", f"{x['energy']['ratio_to_reference']:.3f}",
+                      f"{x['enstrophy']['ratio_to_reference']:.3f}", f"{x['vorticity_w1_over_sigma']:.3f}",
+                      "yes" if x["blowup"]["blew_up"] else "no", "–" if sp is None else f"{sp:.1f}×")
+    console.print(table)
+    console.print(f"report: {r.report / 'les.md'}  (figures beside it); summary: {r.out / 'summary.json'}")

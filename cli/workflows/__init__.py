@@ -1,0 +1,1 @@
+"""Multi-stage workflows the CLI runs (demos)."""
