@@ -75,3 +75,14 @@ if has report; then
     [ -f "$f" ] && runs+=("$(basename "${f%.h5}")=$f"); done
   rm -rf "$W/report"; kolmo evaluate-les report "$W/dns.h5" "${runs[@]}" --t-start "$BURN" --blocks 10 --figures --out "$W/report"
 fi
+if has extra; then  # the two other closures tried (a priori only: both at ensemble-mean relative error 1.0)
+  [ -d "$W/run-sgs-enc" ] || kolmo train --data "$W/data-sgs.h5" --model latent-fm --reg mp --autoencoder conv \
+      --condition encoder --epochs "$EPOCHS" --ae-epochs "$AE_EPOCHS" --batch "$BATCH" --threads 1 --seed 0 --out "$W/run-sgs-enc"
+  [ -d "$W/run-sgs-resolved-fm" ] || kolmo train --data "$W/data-sgs-resolved.h5" --model fm --width 16 --modes 8 \
+      --epochs 30 --batch 32 --threads 1 --seed 0 --out "$W/run-sgs-resolved-fm"
+  for r in sgs-resolved:sgs-resolved sgs:sgs sgs-enc:sgs sgs-resolved-fm:sgs-resolved; do
+    [ -f "$W/apriori-${r%%:*}.json" ] || kolmo evaluate "$W/run-${r%%:*}" --data "$W/data-${r##*:}.h5" --samples 20 \
+        --conditions 10 --json "$W/apriori-${r%%:*}.json"
+  done
+  nice -n 10 "$PY" benchmarks/les_apriori.py "$W" "$W/apriori-anatomy.json"  # targets vs eddy viscosity and coarse aliasing
+fi
