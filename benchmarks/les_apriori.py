@@ -52,6 +52,11 @@ def main(work: Path, out: Path, c_s: float = 0.14, c_l: float = 0.25) -> dict:
         padded = VorticityEquation(gf, 1e-3, 0.1, members=b, backend="numpy")
         exact = truncate_hat(padded.advection_hat(pad_hat(w_hat, 2 * n)), n)  # alias-free for |n| < N/2 inputs
         alias = np.fft.irfft2((coarse.advection_hat(w_hat) - exact) * gc.mask, s=(n, n))
+        physical = target_h - alias
+        for closure in (Smagorinsky(c_s), Leith(c_l)):  # the eddy viscosity against the non-aliasing remainder
+            h = closure(CoarseState(w_hat, 0, 0.0, gc, 0.01, omega=w))
+            res[f"{target}/{closure.name}"].update(correlation_with_target_minus_aliasing=corr(h, physical),
+                                                   rms_tendency=float(h.std()))
         res[f"{target}/coarse-aliasing"] = {
             "rms_target": float(target_h.std()), "rms_aliasing": float(alias.std()), "correlation": corr(alias, target_h),
             "rel_residual": float(np.linalg.norm(target_h - alias) / np.linalg.norm(target_h))}
