@@ -86,3 +86,20 @@ if has extra; then  # the two other closures tried (a priori only: both at ensem
   done
   nice -n 10 "$PY" benchmarks/les_apriori.py "$W" "$W/apriori-anatomy.json"  # targets vs eddy viscosity and coarse aliasing
 fi
+if has true; then  # the exact closures replayed (upper bound): 2 trajectories recorded every 4 DNS steps (≈ one LES
+  # step: 2/143 vs 1/72), t in [BURN, BURN + T_TRUE); the LES starts from test trajectory 1 at t = BURN
+  T_TRUE=${T_TRUE:-50}; REC=$(python3 -c "print(4 * 0.5 / 143)")
+  for tg in $TARGETS; do
+    [ -f "$W/data-$tg-every-step.h5" ] || kolmo dataset --preset kolmogorov --fine "$FINE" --coarse "$COARSE" --target "$tg" \
+        --trajectories 2 --test-trajectories 1 --burn-in "$BURN" --t-end "$(python3 -c "print($BURN + $T_TRUE)")" \
+        --every "$REC" --threads 1 --out "$W/data-$tg-every-step.h5"
+    [ -f "$W/les/true-$tg.h5" ] || kolmo run --grid "$COARSE" --init "$W/data-$tg-every-step.h5:test:0" \
+        --closure "replay:$W/data-$tg-every-step.h5" --time "$(python3 -c "print($T_TRUE - 0.5)")" --save-every 0.5 --threads 1 \
+        --out "$W/les/true-$tg.h5"
+  done
+  tg1=${TARGETS%% *}
+  [ -f "$W/les/true-none.h5" ] || kolmo run --grid "$COARSE" --init "$W/data-$tg1-every-step.h5:test:0" \
+      --time "$(python3 -c "print($T_TRUE - 0.5)")" --save-every 0.5 --threads 1 --out "$W/les/true-none.h5"
+  rm -rf "$W/true"; runs=("none=$W/les/true-none.h5"); for tg in $TARGETS; do runs+=("true-$tg=$W/les/true-$tg.h5"); done
+  kolmo evaluate-les report "$W/dns.h5" "${runs[@]}" --t-start "$BURN" --blocks 7 --out "$W/true"
+fi
