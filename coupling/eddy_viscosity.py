@@ -29,8 +29,9 @@ derivative is skew-adjoint on the grid, the enstrophy injection is exactly (to r
 injection :math:`\langle\psi H\rangle = -\langle\nu_t\nabla\psi\cdot\nabla\omega\rangle` is
 negative for turbulent fields but not sign-definite in general.
 
-Cost: one call is three planned FFTW transforms (``4B`` or ``2B`` inverse, ``2B`` forward, ``B``
-inverse) and three Numba kernels on preallocated buffers (:mod:`coupling.eddy_viscosity_kernels`,
+Cost: one call is two planned FFTW transforms (``4B`` or ``2B`` inverse, ``2B`` forward; the solver
+takes ``Ĥ`` spectrally through :meth:`EddyViscosity.tendency_hat`, ``spectral = True``; the physical
+:meth:`~EddyViscosity.tendency` adds a ``B`` inverse) and three Numba kernels on preallocated buffers (:mod:`coupling.eddy_viscosity_kernels`,
 whose NumPy reference the tests compare with). Measured at 64², one member, on the 2-core VM
 (benchmarks/RESULTS.md, "LES"): see there for the step-time ratio to the bare LES step.
 """
@@ -101,8 +102,10 @@ class EddyViscosity(Closure):
         r"""The prefactor of ``ν_t``: :math:`(C_S\Delta)^2` or :math:`(C_L\Delta)^3`."""
         raise NotImplementedError
 
-    def tendency(self, state: Any) -> np.ndarray:
-        """``H`` ``(B, N, N)`` (1/time²), a new array."""
+    spectral = True  # the solver takes Ĥ from tendency_hat (no transform of H on either side)
+
+    def _divergence_hat(self, state: Any, scale: float) -> _Workspace:
+        """``scale · Ĥ`` into the workspace's ``out.spec`` (and ``ν_t`` into ``last_viscosity``)."""
         from coupling import eddy_viscosity_kernels as k
 
         g = state.grid
@@ -111,17 +114,26 @@ class EddyViscosity(Closure):
         ws = self._workspace
         if ws is None or ws.key != (g.n, w.shape[0], strain):
             ws = self._workspace = _Workspace(g.n, w.shape[0], strain)
-        scale = 1.0 / (g.n * g.n)
+        inv_n2 = 1.0 / (g.n * g.n)
         delta = self.delta if self.delta is not None else g.dx
-        k.gradients_hat_numba(w, g.kx, g.ky, g.kx_odd, g.ky_odd, g.inv_k2, scale, strain, ws.grad.spec)
+        k.gradients_hat_numba(w, g.kx, g.ky, g.kx_odd, g.ky_odd, g.inv_k2, inv_n2, strain, ws.grad.spec)
         ws.grad.inverse()
         flux = k.smagorinsky_flux_numba if strain else k.leith_flux_numba
         flux(ws.grad.real, self.factor(delta), ws.nu_t, ws.flux.real)
         ws.flux.forward()
         k.divergence_hat_numba(ws.flux.spec, g.kx_odd, g.ky_odd, scale, ws.out.spec)
-        ws.out.inverse()
         self.last_viscosity = ws.nu_t
+        return ws
+
+    def tendency(self, state: Any) -> np.ndarray:
+        """``H`` ``(B, N, N)`` (1/time²), a new array."""
+        ws = self._divergence_hat(state, 1.0 / (state.grid.n * state.grid.n))
+        ws.out.inverse()
         return ws.out.real.copy()
+
+    def tendency_hat(self, state: Any) -> np.ndarray:
+        """``rfft2(H)`` ``(B, N, N//2+1)``: a view of an internal buffer, valid until the next call."""
+        return self._divergence_hat(state, 1.0).out.spec
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

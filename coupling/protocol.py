@@ -139,7 +139,38 @@ class Closure:
         """The closure term for ``state``: ``(B, N, N)`` vorticity tendency in physical space."""
         raise NotImplementedError
 
+    #: Whether :meth:`tendency_hat` is implemented; the solver then calls :meth:`call_hat` (spectral
+    #: tendency, no transform of H on either side) instead of :meth:`__call__`.
+    spectral: bool = False
+
+    def tendency_hat(self, state: Any) -> np.ndarray:
+        """``rfft2`` of :meth:`tendency`, ``(B, N, N//2+1)`` complex (optional; see :attr:`spectral`)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ the call
+    def call_hat(self, state: Any) -> np.ndarray:
+        """:meth:`tendency_hat` with the shape check, the non-finite policy, the counter and the timer."""
+        t0 = _time.perf_counter()
+        h = np.asarray(self.tendency_hat(state))
+        b, n = np.shape(state.omega_hat)[0], state.grid.n
+        if h.shape != (b, n, n // 2 + 1) or h.dtype.kind != "c":
+            raise ClosureShapeError(f"closure {self.name} returned spectral {h.dtype} {h.shape}, expected complex "
+                                    f"{(b, n, n // 2 + 1)} (rfft2 of the (members, N, N) tendency)")
+        finite = np.isfinite(h).all(axis=(-2, -1))
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            self.nonfinite_events += 1
+            if self.nonfinite == "raise":
+                raise NonFiniteClosureError(
+                    f"closure {self.name} returned NaN/inf at step {state.step} (t = {state.time:.6g}) for "
+                    f"member(s) {bad.tolist()}; expected finite values (use nonfinite='zero' to zero and count)")
+            h = np.array(h, copy=True)
+            h[bad] = 0.0
+            self.nonfinite_members += int(bad.size)
+        self.calls += 1
+        self.seconds += _time.perf_counter() - t0
+        return h
+
     def __call__(self, state: Any) -> np.ndarray:
         """Evaluate :meth:`tendency`, check shape and dtype, apply the non-finite policy, count."""
         t0 = _time.perf_counter()

@@ -69,6 +69,10 @@ class ClosureHook(Protocol):
     """A closure: called with the coarse state, returns a vorticity tendency ``(B, N, N)`` in
     physical space on the same grid (1/time²), added to the right-hand side for the step.
 
+    A closure with ``spectral = True`` and a ``call_hat(state)`` method returning ``rfft2(H)``
+    ``(B, N, N//2+1)`` is called through that instead (it saves the closure's inverse transform
+    and the solver's forward one); the tendency is the same.
+
     Optional methods ``get_state() -> dict`` and ``set_state(dict)`` make it restartable;
     ``validate(config)`` is called when a :class:`Simulation` is given the closure (raise to refuse
     a config); ``describe() -> dict`` is written as run-file attributes at the start and the end
@@ -205,14 +209,22 @@ class Simulation:
     def _closure_tendency(self) -> np.ndarray:
         g = self.grid
         state = CoarseState(self.omega_hat, self.step, self.time, g, self.config.dt, inverse=self.fft.irfft2)
-        h = np.asarray(self.closure(state))  # type: ignore[misc]
-        if h.shape != (self.config.members, g.n, g.n):
-            raise ShapeError(f"closure returned shape {h.shape}, expected {(self.config.members, g.n, g.n)}")
-        if not np.isfinite(np.sum(h)):  # NaN or inf anywhere makes the sum non-finite
+        call_hat = getattr(self.closure, "call_hat", None)
+        if getattr(self.closure, "spectral", False) and callable(call_hat):
+            # optional spectral path: the closure returns rfft2(H) itself (no inverse there, no forward here)
+            h_hat = np.asarray(call_hat(state))
+            expected = (self.config.members, g.n, g.n // 2 + 1)
+            if h_hat.shape != expected:
+                raise ShapeError(f"closure returned spectral shape {h_hat.shape}, expected {expected}")
+        else:
+            h = np.asarray(self.closure(state))  # type: ignore[misc]
+            if h.shape != (self.config.members, g.n, g.n):
+                raise ShapeError(f"closure returned shape {h.shape}, expected {(self.config.members, g.n, g.n)}")
+            self.fft.real[...] = h
+            self.fft.forward()
+            h_hat = self.fft.spec  # valid until the next use of self.fft
+        if not np.isfinite(np.sum(h_hat)):  # NaN or inf anywhere makes the sum non-finite
             raise NonFiniteError(f"closure returned non-finite values at step {self.step}")
-        self.fft.real[...] = h
-        self.fft.forward()
-        h_hat = self.fft.spec  # valid until the next use of self.fft
         # energy and enstrophy injected by the closure: <ψ H> and <ω H>
         diagnostics.closure_injection(g, self.omega_hat, h_hat, self._last_closure)
         return h_hat

@@ -101,3 +101,27 @@ def test_every_closure_gets_shape_dtype_and_non_finite_checks() -> None:
     assert np.isinf(nan[2, 3, 4])  # the closure's own array is not modified
     with pytest.raises(ConfigurationError, match="unknown non-finite policy 'ignore'; valid: raise, zero"):
         Bad(nan, nonfinite="ignore")
+
+
+def test_spectral_closures_get_the_same_shape_and_non_finite_checks_through_call_hat() -> None:
+    class BadHat(Closure):
+        name, spectral = "badhat", True
+
+        def __init__(self, out, **kw) -> None:  # noqa: ANN001, ANN003
+            super().__init__(**kw)
+            self.out = out
+
+        def tendency_hat(self, state):  # noqa: ANN001
+            return self.out
+
+    st = coarse_state(OMEGA)
+    with pytest.raises(ClosureShapeError, match=r"closure badhat returned spectral float64 \(3, 16, 16\), expected "
+                                                r"complex \(3, 16, 9\)"):
+        BadHat(np.zeros((3, 16, 16))).call_hat(st)
+    nan = np.ones((3, 16, 9), dtype=complex)
+    nan[1, 0, 0] = np.nan
+    with pytest.raises(NonFiniteClosureError, match=r"for member\(s\) \[1\]"):
+        BadHat(nan).call_hat(st)
+    zero = BadHat(nan, nonfinite="zero")
+    h = zero.call_hat(st)
+    assert np.all(h[1] == 0) and np.all(h[0] == 1) and zero.calls == 1 and zero.nonfinite_members == 1
