@@ -3,12 +3,19 @@
 Usage: python benchmarks/les_eddy_viscosity_step.py OUT.json  (needs the previous version as build/scratch/old_ev.py:
 ``git show 1048de1:coupling/eddy_viscosity.py > build/scratch/old_ev.py``)
 """
-import sys, time, json, numpy as np
-sys.path.insert(0, "build/scratch")
+import json
+import sys
+import time
+
+import numpy as np
+
+from coupling.eddy_viscosity import Leith, Smagorinsky
 from kolmo.presets import preset
 from kolmo.simulation import Simulation
-from coupling.eddy_viscosity import Smagorinsky, Leith
-import old_ev
+
+sys.path.insert(0, "build/scratch")
+import old_ev  # noqa: E402  (the previous numpy.fft version, see the docstring)
+
 out = {}
 for n, B in ((64, 1), (32, 4), (64, 8)):
     cfg = preset("kolmogorov", n, members=B, t_end=100.0)

@@ -31,9 +31,10 @@ negative for turbulent fields but not sign-definite in general.
 
 Cost: one call is two planned FFTW transforms (``4B`` or ``2B`` inverse, ``2B`` forward; the solver
 takes ``Ĥ`` spectrally through :meth:`EddyViscosity.tendency_hat`, ``spectral = True``; the physical
-:meth:`~EddyViscosity.tendency` adds a ``B`` inverse) and three Numba kernels on preallocated buffers (:mod:`coupling.eddy_viscosity_kernels`,
-whose NumPy reference the tests compare with). Measured at 64², one member, on the 2-core VM
-(benchmarks/RESULTS.md, "LES"): see there for the step-time ratio to the bare LES step.
+:meth:`~EddyViscosity.tendency` adds a ``B`` inverse) and three Numba kernels on preallocated
+buffers (:mod:`coupling.eddy_viscosity_kernels`, whose NumPy reference the tests compare with).
+Measured 1.44–1.73× the bare LES step (benchmarks/RESULTS.md §10; the FFT count alone gives 1.5×
+for Smagorinsky and 1.33× for Leith).
 """
 
 from __future__ import annotations
