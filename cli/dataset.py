@@ -22,8 +22,8 @@ Defaults reproduce the paper's dataset: dong2026, 256² → 64², 100 trajectori
 → 18,000 / 2,000 pairs.
 Targets (kolmo.targets): missing-physics (dong2026 default; subsampled H = −u·∇ω, coarse
 model without advection that draws its own noise), missing-physics-noisy (H = −u·∇ω + σ_W ξ,
-the reference's reading; its noise sets an error floor), sgs (kolmogorov default;
-sharp/Gaussian truncation, closure −τ) and sgs-resolved (−τ on the coarse 2/3 band only).
+the reference's reading; its noise sets an error floor), sgs (sharp/Gaussian truncation,
+closure −τ) and sgs-resolved (kolmogorov default: −τ on the coarse 2/3 band only).
 
 An interrupted build is kept in OUT.partial; rerun the same command to resume it.
 

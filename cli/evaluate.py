@@ -1,5 +1,6 @@
-"""``kolmo evaluate apriori|online``: the a-priori table of a trained closure model on test conditions,
-or the a-posteriori report of an online run (:mod:`cli.evaluate_online`)."""
+"""``kolmo evaluate apriori|online|les``: the a-priori table of a trained closure model on test conditions,
+the a-posteriori report of an online run (:mod:`cli.evaluate_online`), or LES runs vs a DNS by
+statistics (:mod:`cli.evaluate_les`: ``les coarse-grain``, ``les report``)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from rich.table import Table
 from cli import options as opt
 from cli import preflight
 from cli.common import console, friendly_errors
+from cli.evaluate_les import HELP as LES_HELP
+from cli.evaluate_les import evaluate_les_app
 from cli.evaluate_online import HELP as ONLINE_HELP
 from cli.evaluate_online import online
 from kolmo.atomic import write_json
 from kolmo.paths import writable_output
 
-evaluate_app = typer.Typer(help="Evaluate closures: apriori (a trained model on test pairs) or online (a run vs the truth).",
-                           no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate closures: apriori (a trained model on test pairs), online (a run vs the "
+                                "truth) or les (LES runs vs a DNS, by statistics).", no_args_is_help=True)
 evaluate_app.command("online", short_help="A closure run vs the truth: a report folder with figures.",
                      help=ONLINE_HELP)(online)
+evaluate_app.add_typer(evaluate_les_app, name="les", short_help="LES runs vs a DNS: coarse-grain, report.", help=LES_HELP)
 
 
 @evaluate_app.command("apriori", short_help="Metrics of a trained closure on test pairs (table, JSON).")

@@ -29,8 +29,9 @@ app.command("info", help="Print what a run file, dataset file or closure artifac
 app.command("train", help=_train.HELP)(_train.train)
 app.command("export", short_help="Write a self-checked closure artifact from a trained run.", help="Write a self-checked closure artifact (TorchScript, or --format aoti) from a trained run.")(_export.export)
 app.command("demo", short_help="The whole pipeline on built-in defaults (resumable).", help=_demo.HELP)(_demo.demo)
-app.add_typer(_evaluate.evaluate_app, name="evaluate", short_help="Evaluate closures: apriori (test pairs) or online (a run).",
-              help="Evaluate closures: apriori (a trained model on test pairs) or online (a run vs the truth).")
+app.add_typer(_evaluate.evaluate_app, name="evaluate", short_help="Evaluate closures: apriori, online, les (LES vs DNS).",
+              help="Evaluate closures: apriori (a trained model on test pairs), online (a run vs the truth) or les "
+                   "(LES runs vs a DNS, by statistics).")
 app.add_typer(_bench.bench_app, name="bench", help="Benchmarks: the solver, closure artifacts, coupled rollouts.")
 _errors.guard_app(app)  # one error boundary around every command (keep this after the last registration)
 

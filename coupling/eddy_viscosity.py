@@ -28,6 +28,13 @@ derivative is skew-adjoint on the grid, the enstrophy injection is exactly (to r
 :math:`\langle\omega H\rangle = -\langle\nu_t|\nabla\omega|^2\rangle \le 0`; the energy
 injection :math:`\langle\psi H\rangle = -\langle\nu_t\nabla\psi\cdot\nabla\omega\rangle` is
 negative for turbulent fields but not sign-definite in general.
+
+Cost: one call is two planned FFTW transforms (``4B`` or ``2B`` inverse, ``2B`` forward; the solver
+takes ``Ĥ`` spectrally through :meth:`EddyViscosity.tendency_hat`, ``spectral = True``; the physical
+:meth:`~EddyViscosity.tendency` adds a ``B`` inverse) and three Numba kernels on preallocated
+buffers (:mod:`coupling.eddy_viscosity_kernels`, whose NumPy reference the tests compare with).
+Measured 1.44–1.73× the bare LES step (benchmarks/RESULTS.md §10; the FFT count alone gives 1.5×
+for Smagorinsky and 1.33× for Leith).
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ from coupling.protocol import Closure
 from kolmo.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from kolmo.grid import Grid
     from kolmo.simulation import CoarseState
 
 __all__ = ["SMAGORINSKY_C", "LEITH_C", "EddyViscosity", "Smagorinsky", "Leith"]
@@ -51,12 +57,23 @@ LEITH_C = 1.0 / np.pi
 """Default Leith coefficient :math:`C_L` (Λ = 1 of Fox-Kemper & Menemenlis 2008)."""
 
 
-def _irfft2(field_hat: np.ndarray, n: int) -> np.ndarray:
-    return np.fft.irfft2(field_hat, s=(n, n))
+class _Workspace:
+    """Planned transforms and buffers of one (N, B, kind) shape."""
+
+    def __init__(self, n: int, members: int, strain: bool) -> None:
+        from kolmo.fft import RealFFT2
+
+        fields = 4 if strain else 2
+        self.key = (n, members, strain)
+        self.grad = RealFFT2(n, fields * members)  # spectral derivatives -> physical
+        self.flux = RealFFT2(n, 2 * members)  # nu_t grad(omega) -> spectral
+        self.out = RealFFT2(n, members)  # H -> physical
+        self.nu_t = np.zeros((members, n, n))
 
 
 class EddyViscosity(Closure):
-    """Base of the eddy-viscosity closures: ``H = ∇·(ν_t ∇ω)`` with ``ν_t`` from :meth:`viscosity`.
+    """Base of the eddy-viscosity closures: ``H = ∇·(ν_t ∇ω)`` with ``ν_t = factor(Δ) · |S|`` or
+    ``factor(Δ) · |∇ω|`` (:attr:`kind`).
 
     Parameters
     ----------
@@ -79,24 +96,48 @@ class EddyViscosity(Closure):
             raise ConfigurationError(f"filter width delta must be positive and finite, got {delta!r}")
         self.coefficient = float(coefficient)
         self.delta = delta
-        self.last_viscosity: np.ndarray | None = None
+        self.last_viscosity: np.ndarray | None = None  # ν_t (B, N, N) of the last call (a buffer)
+        self._workspace: _Workspace | None = None
 
-    def viscosity(self, grid: Grid, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
-        """Eddy viscosity ``ν_t`` ``(B, N, N)`` (length²/time)."""
+    #: ``"smagorinsky"`` or ``"leith"`` (which viscosity the kernels form).
+    kind = ""
+
+    def factor(self, delta: float) -> float:
+        r"""The prefactor of ``ν_t``: :math:`(C_S\Delta)^2` or :math:`(C_L\Delta)^3`."""
         raise NotImplementedError
 
-    def tendency(self, state: CoarseState) -> np.ndarray:
+    spectral = True  # the solver takes Ĥ from tendency_hat (no transform of H on either side)
+
+    def _divergence_hat(self, state: CoarseState, scale: float) -> _Workspace:
+        """``scale · Ĥ`` into the workspace's ``out.spec`` (and ``ν_t`` into ``last_viscosity``)."""
+        from coupling import eddy_viscosity_kernels as k
+
         g = state.grid
-        n = g.n
-        w = state.omega_hat
-        ikx = 1j * g.kx_odd[None, :]
-        iky = 1j * g.ky_odd[:, None]
-        grad = _irfft2(np.stack([ikx * w, iky * w]), n)  # (2, B, N, N): ω_x, ω_y
+        w = np.ascontiguousarray(state.omega_hat)
+        strain = self.kind == "smagorinsky"
+        ws = self._workspace
+        if ws is None or ws.key != (g.n, w.shape[0], strain):
+            ws = self._workspace = _Workspace(g.n, w.shape[0], strain)
+        inv_n2 = 1.0 / (g.n * g.n)
         delta = self.delta if self.delta is not None else g.dx
-        nu_t = self.viscosity(g, w, grad, delta)
-        self.last_viscosity = nu_t
-        flux_hat = np.fft.rfft2(nu_t[None] * grad)
-        return _irfft2(ikx * flux_hat[0] + iky * flux_hat[1], n)
+        k.gradients_hat_numba(w, g.kx, g.ky, g.kx_odd, g.ky_odd, g.inv_k2, inv_n2, strain, ws.grad.spec)
+        ws.grad.inverse()
+        flux = k.smagorinsky_flux_numba if strain else k.leith_flux_numba
+        flux(ws.grad.real, self.factor(delta), ws.nu_t, ws.flux.real)
+        ws.flux.forward()
+        k.divergence_hat_numba(ws.flux.spec, g.kx_odd, g.ky_odd, scale, ws.out.spec)
+        self.last_viscosity = ws.nu_t
+        return ws
+
+    def tendency(self, state: CoarseState) -> np.ndarray:
+        """``H`` ``(B, N, N)`` (1/time²), a new array."""
+        ws = self._divergence_hat(state, 1.0 / (state.grid.n * state.grid.n))
+        ws.out.inverse()
+        return ws.out.real.copy()
+
+    def tendency_hat(self, state: CoarseState) -> np.ndarray:
+        """``rfft2(H)`` ``(B, N, N//2+1)``: a view of an internal buffer, valid until the next call."""
+        return self._divergence_hat(state, 1.0).out.spec
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -109,27 +150,22 @@ class EddyViscosity(Closure):
 class Smagorinsky(EddyViscosity):
     r"""Smagorinsky: :math:`\nu_t = (C_S\Delta)^2\sqrt{4\psi_{xy}^2 + (\psi_{yy}-\psi_{xx})^2}`."""
 
-    name = "smagorinsky"
+    name = kind = "smagorinsky"
 
     def __init__(self, c_s: float = SMAGORINSKY_C, delta: float | None = None, nonfinite: str = "raise") -> None:
         super().__init__(c_s, delta, nonfinite)
 
-    def viscosity(self, grid: Grid, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
-        psi = omega_hat * grid.inv_k2
-        kx, ky = grid.kx[None, :], grid.ky[:, None]
-        s = _irfft2(np.stack([-(grid.kx_odd[None, :] * grid.ky_odd[:, None]) * psi,  # ψ_xy
-                              (kx**2 - ky**2) * psi]), grid.n)  # ψ_yy − ψ_xx
-        strain = np.sqrt(4.0 * s[0] ** 2 + s[1] ** 2)
-        return (self.coefficient * delta) ** 2 * strain
+    def factor(self, delta: float) -> float:
+        return (self.coefficient * delta) ** 2
 
 
 class Leith(EddyViscosity):
     r"""Leith: :math:`\nu_t = (C_L\Delta)^3|\nabla\omega|`."""
 
-    name = "leith"
+    name = kind = "leith"
 
     def __init__(self, c_l: float = LEITH_C, delta: float | None = None, nonfinite: str = "raise") -> None:
         super().__init__(c_l, delta, nonfinite)
 
-    def viscosity(self, grid: Grid, omega_hat: np.ndarray, grad: np.ndarray, delta: float) -> np.ndarray:
-        return (self.coefficient * delta) ** 3 * np.sqrt(grad[0] ** 2 + grad[1] ** 2)
+    def factor(self, delta: float) -> float:
+        return (self.coefficient * delta) ** 3

@@ -20,8 +20,12 @@ The equation follows the closure's target (and the run says so):
 (:func:`kolmo.targets.reduced_model`.) Asking explicitly for a setting the target contradicts
 raises :class:`~coupling.errors.TargetMismatchError`; an explicit stepper is kept (and reported).
 
-Unless given explicitly, the preset, grid and Δt are taken from the closure (an artifact's
-metadata, a dataset's attributes).
+Unless given explicitly, the preset and grid are taken from the closure (an artifact's
+metadata, a dataset's attributes); so is Δt for a missing-physics closure. An LES closure
+(``sgs``/``sgs-resolved``) is a function of the resolved state: the LES runs at the coarse grid's
+own CFL time step (the preset's Δt for that grid, e.g. :func:`kolmo.presets.kolmogorov_dt`), not at
+the DNS's Δt stored with the closure; the run summary says so in a note and the run file keeps the
+trained Δt (``closure_trained_dt``).
 
 The paper's online protocol (``--protocol paper``), :data:`PROTOCOLS`
 --------------------------------------------------------------------
@@ -34,6 +38,7 @@ samples). Every value can still be overridden explicitly.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +48,7 @@ from coupling.errors import TargetMismatchError
 from coupling.protocol import Closure, ClosureWarning
 from kolmo.errors import ConfigurationError, FileFormatError
 from kolmo.presets import Config
-from kolmo.targets import coarse_model_mismatch, get_target, same_coarse_model
+from kolmo.targets import TARGETS, coarse_model_mismatch, get_target, same_coarse_model
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
            "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
@@ -263,11 +268,12 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     if cadence and (c is None or not c.resamples):
         who = "there is no closure" if c is None else f"closure {c.name} is evaluated every step"
         notes.append(f"{' and '.join(cadence)} ignored: {who} (only artifact closures are resampled)")
+    les = c is not None and c.target in TARGETS and get_target(c.target).advection
     if c is not None:
         preset = preset if preset is not None else c.preset
         grid = grid if grid is not None else c.grid_n
-        if c.dt is not None and "dt" not in explicit and (preset is None or preset == c.preset):
-            explicit["dt"] = c.dt
+        if c.dt is not None and "dt" not in explicit and (preset is None or preset == c.preset) and not les:
+            explicit["dt"] = c.dt  # missing physics: the reduced model runs at the closure's own dt
     if c is not None and init is None and getattr(c, "start_row", None) is not None:
         init = f"{c.path}:{c.split}:{c.start_row}"  # type: ignore[attr-defined]
         notes.append(f"initial condition: the replayed trajectory's start record ({init})")
@@ -277,6 +283,8 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         explicit["initial"] = "file"
         explicit["initial_params"] = {"path": init}
     config = make_preset(preset or "kolmogorov", grid, **explicit)
+    if les and c is not None and c.dt is not None and not math.isclose(c.dt, config.dt, rel_tol=1e-9):
+        notes.append(_les_dt_note(c.dt, config, "dt" in explicit))
     target = c.target if c is not None and c.target != "any" else (proto_targets[0] if proto_targets else None)
     if proto_targets is not None and target not in proto_targets:
         raise TargetMismatchError(f"protocol {protocol} is for targets {list(proto_targets)}, but the closure's target "
@@ -292,6 +300,14 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
                      f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
     return OnlineRun(config, c, notes)
+
+
+def _les_dt_note(trained_dt: float, config: Config, explicit_dt: bool) -> str:
+    """The run-summary note of an LES closure trained at another Δt than the run's."""
+    how = "as asked explicitly" if explicit_dt else f"the coarse grid's own CFL time step (preset {config.preset}, {config.n}²)"
+    return (f"LES time step dt = {config.dt:.6g} ({how}); the closure was trained at dt = {trained_dt:.6g} (its DNS's). "
+            "An sgs closure is a function of the resolved state, so it is called at the LES step; the trained dt "
+            "stays in the run file (closure_trained_dt)")
 
 
 def _check_init_target(init: str | None, target: str | None) -> None:

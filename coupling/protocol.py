@@ -16,8 +16,11 @@ Subclasses implement :meth:`Closure.tendency`; :meth:`Closure.__call__` wraps it
 closure needs, written once here: the output check (float dtype, shape ``(B, N, N)``), the
 non-finite policy (``"raise"``, or ``"zero"``: zero the affected members' fields and count them —
 never silent; :meth:`Closure.apply_nonfinite_policy`, also used by closures that hold a sample) and
-a call counter. The solver does not check the output again, and times the whole hand-off itself
-(:attr:`kolmo.simulation.Simulation.closure_seconds`). :class:`Closure` satisfies
+a call counter. Optional spectral path: a closure with ``spectral = True`` implements
+:meth:`Closure.tendency_hat` (``rfft2`` of :math:`H`, ``(B, N, N//2+1)`` complex) and the solver
+calls :meth:`Closure.call_hat` instead, with the same checks, policy and counter (no transform of
+:math:`H` on either side). The solver does not check the output again, and times the whole
+hand-off itself (:attr:`kolmo.simulation.Simulation.closure_seconds`). :class:`Closure` satisfies
 :class:`kolmo.simulation.ClosureHook`, the solver's (torch-free) typing protocol.
 
 Requirements (class or instance attributes; ``None`` means "any"): ``grid_n``, ``grid_L``,
@@ -113,6 +116,9 @@ class Closure:
         ``"missing-physics"``, ``"sgs"`` or ``"any"``.
     grid_n, grid_L, preset, dt
         Requirements on the solver (``None``: any).
+    spectral : bool
+        Whether the solver takes ``rfft2(H)`` from :meth:`call_hat` (:meth:`tendency_hat`
+        implemented) instead of ``H`` from :meth:`__call__`.
     resamples : bool
         Whether the closure draws a new sample only every ``every`` steps and holds (or jitters)
         it in between (``--closure-every``, ``--closure-jitter``); ``False``: evaluated every step.
@@ -147,10 +153,25 @@ class Closure:
         """The closure term for ``state``: ``(B, N, N)`` vorticity tendency in physical space."""
         raise NotImplementedError
 
+    #: Whether :meth:`tendency_hat` is implemented; the solver then calls :meth:`call_hat` (spectral
+    #: tendency, no transform of H on either side) instead of :meth:`__call__`.
+    spectral: bool = False
+
+    def tendency_hat(self, state: CoarseState) -> np.ndarray:
+        """``rfft2`` of :meth:`tendency`, ``(B, N, N//2+1)`` complex (optional; see :attr:`spectral`)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ the call
     def __call__(self, state: CoarseState) -> np.ndarray:
         """Evaluate :meth:`tendency`, check shape and dtype, apply the non-finite policy, count."""
         h = self.checked(self.tendency(state), state)
+        self.calls += 1
+        return h
+
+    def call_hat(self, state: CoarseState) -> np.ndarray:
+        """The spectral twin of :meth:`__call__` (what the solver calls when :attr:`spectral`):
+        evaluate :meth:`tendency_hat`, check shape and dtype, apply the non-finite policy, count."""
+        h = self.checked_hat(self.tendency_hat(state), state)
         self.calls += 1
         return h
 
@@ -186,6 +207,21 @@ class Closure:
             h[bad] = 0.0
         return h
 
+    def checked_hat(self, h: Any, state: CoarseState) -> np.ndarray:
+        """``h`` as complex ``(B, N, N//2+1)`` (``rfft2`` of the tendency) after the shape/dtype check
+        and the non-finite policy (:meth:`apply_nonfinite_policy`, as in :meth:`checked`)."""
+        h = np.asarray(h)
+        b, n = np.shape(state.omega_hat)[0], state.grid.n
+        expected = (b, n, n // 2 + 1)
+        if h.shape != expected or h.dtype.kind != "c":
+            raise ClosureShapeError(f"closure {self.name} returned spectral {h.dtype} {h.shape}, expected complex "
+                                    f"{expected} (rfft2 of the (members, N, N) tendency)")
+        bad = self.apply_nonfinite_policy(np.isfinite(h).all(axis=(-2, -1)), state)
+        if bad.size:
+            h = np.array(h, copy=True)
+            h[bad] = 0.0
+        return h
+
     # ------------------------------------------------------------------ requirements
     def validate(self, config: Config) -> None:
         """Check grid, domain, preset and target against a solver :class:`~kolmo.presets.Config`.
@@ -193,7 +229,9 @@ class Closure:
         Raises :class:`GridMismatchError`, :class:`PresetMismatchError` or
         :class:`TargetMismatchError`, each naming both values; a different Δt only warns
         (:class:`ClosureWarning`): a tendency does not depend on Δt, but a closure trained with
-        Δt-scaled stochastic forcing inside its target does.
+        Δt-scaled stochastic forcing inside its target does. LES targets (``sgs``, ``sgs-resolved``)
+        do not warn: their closure is a function of the resolved state and the LES runs at its own
+        CFL step by design (:func:`coupling.online.prepare_run` notes it).
         """
         if self.grid_n is not None and int(self.grid_n) != int(config.n):
             raise GridMismatchError(f"closure {self.name} is for a {self.grid_n}² grid, but the solver runs "
@@ -207,7 +245,8 @@ class Closure:
         mismatch = None if self.target == "any" else coarse_model_mismatch(self.target, config)
         if mismatch is not None:
             raise TargetMismatchError(f"closure {self.name} has {mismatch}")
-        if self.dt is not None and not math.isclose(float(self.dt), float(config.dt), rel_tol=1e-9):
+        les = self.target in KOLMO_TARGETS and get_target(self.target).advection  # noted by the run, not warned
+        if self.dt is not None and not les and not math.isclose(float(self.dt), float(config.dt), rel_tol=1e-9):
             warnings.warn(f"closure {self.name} was trained at dt = {self.dt:g}, the solver runs dt = "
                           f"{config.dt:g}", ClosureWarning, stacklevel=2)
 
@@ -231,6 +270,8 @@ class Closure:
                "closure_nonfinite_members": self.nonfinite_members}
         if self.spec is not None:
             out["closure_spec"] = self.spec
+        if self.dt is not None:
+            out["closure_trained_dt"] = float(self.dt)
         return out
 
     # ------------------------------------------------------------------ composition

@@ -76,11 +76,19 @@ class ClosureHook(Protocol):
     :class:`Simulation` is given the hook (raise to refuse a config); ``get_state()`` /
     ``set_state(dict)`` make it restartable (numpy arrays or JSON-able values); ``describe()`` is
     written as run-file attributes at the start and the end of a run (see :func:`closure_attrs`).
+
+    Spectral path: when ``spectral`` is true (read every step) the solver calls
+    ``hook.call_hat(state)`` instead, which returns ``rfft2(H)`` ``(B, N, N//2+1)`` complex, checked
+    by the hook in the same way (it saves the hook's inverse transform and the solver's forward
+    one; the tendency is the same). A hook without one sets ``spectral = False``.
     """
 
     name: str
+    spectral: bool
 
     def __call__(self, state: CoarseState) -> np.ndarray: ...
+
+    def call_hat(self, state: CoarseState) -> np.ndarray: ...
 
     def validate(self, config: Config) -> None: ...
 
@@ -93,7 +101,10 @@ class ClosureHook(Protocol):
 
 class CallableHook:
     """A plain callable ``f(state) -> (B, N, N)`` as a :class:`ClosureHook`: no requirements, no
-    restart state, no attributes; it checks the output's shape and finiteness (typed errors)."""
+    restart state, no attributes, no spectral path; it checks the output's shape and finiteness
+    (typed errors)."""
+
+    spectral = False
 
     def __init__(self, fn: Callable[[CoarseState], np.ndarray]) -> None:
         if not callable(fn):
@@ -109,6 +120,10 @@ class CallableHook:
         if not np.isfinite(np.sum(h)):  # NaN or inf anywhere makes the sum non-finite
             raise NonFiniteError(f"closure {self.name} returned non-finite values at step {state.step}")
         return h
+
+    def call_hat(self, state: CoarseState) -> np.ndarray:
+        """Not offered (``spectral`` is false): the solver calls the hook itself."""
+        raise NotImplementedError(f"closure {self.name} has no spectral path (spectral = False)")
 
     def validate(self, config: Config) -> None:
         """No requirements."""
@@ -151,8 +166,9 @@ class Simulation:
     Attributes
     ----------
     closure_seconds : float
-        Wall time of the closure hand-offs (the hook's call and the transform of H): the one
-        closure timer, reported in run files, :class:`RunSummary` and ``kolmo bench coupled``.
+        Wall time of the closure hand-offs (the hook's call and, off the spectral path, the
+        transform of H): the one closure timer, reported in run files, :class:`RunSummary` and
+        ``kolmo bench coupled``.
     solver_seconds : float
         Wall time of whole steps (closure included).
     """
@@ -263,10 +279,14 @@ class Simulation:
     def _closure_tendency(self) -> np.ndarray:
         g = self.grid
         state = CoarseState(self.omega_hat, self.step, self.time, g, self.config.dt, inverse=self.fft.irfft2)
-        h = self.closure(state)  # type: ignore[misc]  # checked by the hook (ClosureHook)
-        self.fft.real[...] = h
-        self.fft.forward()
-        h_hat = self.fft.spec  # valid until the next use of self.fft
+        # checked by the hook (ClosureHook): shape, dtype, its non-finite policy
+        if self.closure.spectral:  # type: ignore[union-attr]
+            # spectral path: the hook returns rfft2(H) itself (no inverse there, no forward here)
+            h_hat = self.closure.call_hat(state)  # type: ignore[union-attr]
+        else:
+            self.fft.real[...] = self.closure(state)  # type: ignore[misc]
+            self.fft.forward()
+            h_hat = self.fft.spec  # valid until the next use of self.fft
         # energy and enstrophy injected by the closure: <ψ H> and <ω H>
         diagnostics.closure_injection(g, self.omega_hat, h_hat, self._last_closure)
         return h_hat

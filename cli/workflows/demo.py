@@ -94,6 +94,20 @@ class StageEvent:
     skipped: bool = False
 
 
+def run_stage(progress: Optional[Callable[[StageEvent], None]], stages: int, seconds: dict[str, float], i: int,
+              name: str, message: str, fn: Callable[[], bool]) -> None:
+    """Run stage ``i`` of ``stages`` (``fn`` returns ``True`` when its output was already on disk):
+    report its start and end to ``progress`` and record its wall time in ``seconds[name]``. Shared
+    by the demos (:func:`run_demo`, :func:`cli.workflows.les_demo.run_les_demo`)."""
+    if progress is not None:
+        progress(StageEvent(name, i, stages, False, message))
+    t0 = time.perf_counter()
+    skipped = fn()
+    seconds[name] = time.perf_counter() - t0
+    if progress is not None:
+        progress(StageEvent(name, i, stages, True, message, seconds[name], bool(skipped)))
+
+
 @dataclass
 class DemoResult:
     """What :func:`run_demo` produced."""
@@ -166,14 +180,7 @@ class _Demo:
         return {name: self.out / "closures" / f"{name}.pt" for name in CLOSURES}
 
     def stage(self, i: int, name: str, message: str, fn: Callable[[], bool]) -> None:
-        if self.progress is not None:
-            self.progress(StageEvent(name, i, len(STAGES), False, message))
-        t0 = time.perf_counter()
-        skipped = fn()
-        dt = time.perf_counter() - t0
-        self.result.stage_seconds[name] = dt
-        if self.progress is not None:
-            self.progress(StageEvent(name, i, len(STAGES), True, message, dt, bool(skipped)))
+        run_stage(self.progress, len(STAGES), self.result.stage_seconds, i, name, message, fn)
 
     def dataset(self) -> bool:
         from kolmo.dataset import DatasetSpec, build_dataset

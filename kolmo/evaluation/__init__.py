@@ -11,9 +11,11 @@ Modules (one concept each):
 - :mod:`kolmo.evaluation.figures` — the PNG figures (matplotlib, the optional extra
   ``kolmo[plots]``, imported lazily).
 - :mod:`kolmo.evaluation.report` — the Markdown report and the report folder.
+- :mod:`kolmo.evaluation.les` — LES runs vs a (coarse-grained) DNS by statistics, no matching
+  trajectory needed (``kolmo evaluate les``); its figures in :mod:`kolmo.evaluation.les_figures`.
 
-Further analyses (e.g. LES-vs-DNS statistics) belong here as modules of their own. The metrics
-themselves live in :mod:`kolmo.metrics`.
+Further analyses belong here as modules of their own. The metrics themselves live in
+:mod:`kolmo.metrics`.
 """
 
 from kolmo.evaluation.online import DEFAULT_HORIZONS, NoOverlapError, evaluate_online

@@ -42,6 +42,8 @@ COMMANDS: dict[str, list[str]] = {
     "train": ["train"],
     "evaluate-apriori": ["evaluate", "apriori"],
     "evaluate-online": ["evaluate", "online"],
+    "evaluate-les-coarse-grain": ["evaluate", "les", "coarse-grain"],
+    "evaluate-les-report": ["evaluate", "les", "report"],
     "export": ["export"],
     "demo": ["demo"],
     "bench-solver": ["bench", "solver"],
@@ -169,6 +171,12 @@ def _file_cases() -> list[Case]:
             case(f"evaluate-online-reference-{kind}", "evaluate-online",
                  f"{{run}} --reference {h5} --out {{out}}/rep", code, *named_h5),
             case(f"bench-closures-{kind}", "bench-closures", f"{pt} --repeat 1 --warmup 0", code, *named_pt),
+            case(f"evaluate-les-coarse-grain-{kind}", "evaluate-les-coarse-grain", f"{h5} -n 8 --out {{out}}/c.h5",
+                 code, *named_h5),
+            case(f"evaluate-les-report-dns-{kind}", "evaluate-les-report", f"{h5} {{run}} --out {{out}}/rep", code,
+                 *named_h5),
+            case(f"evaluate-les-report-run-{kind}", "evaluate-les-report", f"{{run}} les={h5} --out {{out}}/rep", code,
+                 *named_h5),
         ]
     out += [
         case("evaluate-checkpoint-corrupt", "evaluate-apriori", "{trained_corrupt} --data {data}", BAD_INPUT,
@@ -201,6 +209,10 @@ def _layout_cases() -> list[Case]:
         case("run-init-wrong-grid", "run", "--preset dong2026 --grid 32 --time 0.01 --init {run} --out {out}/r.h5",
              BAD_INPUT, "16²"),
         case("bench-closures-not-an-artifact", "bench-closures", "{run} --repeat 1", BAD_INPUT, "run.h5"),
+        case("evaluate-les-report-layout", "evaluate-les-report", "{run} {layout} --out {out}/rep", BAD_INPUT,
+             "layout.h5"),
+        case("evaluate-les-coarse-grain-not-dividing", "evaluate-les-coarse-grain", "{run} -n 6 --out {out}/c.h5",
+             USAGE, "coarse grid 6 must divide the fine grid 16"),
     ]
 
 
@@ -255,6 +267,17 @@ def _option_cases() -> list[Case]:
         case("export-format-unknown", "export", "{trained} --out {out}/c.pt --format onnx", USAGE, "--format", "onnx"),
         case("demo-size-unknown", "demo", "--out {out}/d --size huge", USAGE, "huge"),
         case("demo-threads-zero", "demo", "--out {out}/d --threads 0", USAGE, "--threads"),
+        case("demo-case-unknown", "demo", "--out {out}/d --case lse", USAGE, "--case", "lse"),
+        case("demo-les-size-small", "demo", "--out {out}/d --case les --size small", USAGE, "--size", "--case les"),
+        case("evaluate-les-blocks-one", "evaluate-les-report", "{run} {run} --out {out}/rep --blocks 1", USAGE,
+             "--blocks"),
+        case("evaluate-les-filter-unknown", "evaluate-les-report", "{run} {run} --out {out}/rep --filter box", USAGE,
+             "--filter", "box"),
+        case("evaluate-les-skill-horizon-nan", "evaluate-les-report", "{run} {run} --out {out}/rep --skill-horizon nan",
+             USAGE, "--skill-horizon", "nan"),
+        case("evaluate-les-grid-odd", "evaluate-les-coarse-grain", "{run} -n 7 --out {out}/c.h5", USAGE, "--grid"),
+        case("evaluate-les-member-negative", "evaluate-les-coarse-grain", "{run} -n 8 --member -1 --out {out}/c.h5",
+             USAGE, "--member"),
         case("bench-solver-grid-malformed", "bench-solver", "--grid 16,a", USAGE, "--grid", "16,a"),
         case("bench-solver-grid-empty-item", "bench-solver", "--grid 16,,32", USAGE, "--grid"),
         case("bench-solver-repeats-zero", "bench-solver", "--grid 16 --repeats 0", USAGE, "--repeats"),
@@ -283,6 +306,10 @@ def _path_and_resource_cases() -> list[Case]:
             case(f"demo-out-{where}", "demo", f"--out {path}/demo --size ci", BAD_INPUT, word),
             case(f"bench-solver-json-{where}", "bench-solver", f"--grid 16 --repeats 1 --json {path}/b.json",
                  BAD_INPUT, word),
+            case(f"evaluate-les-coarse-grain-out-{where}", "evaluate-les-coarse-grain",
+                 f"{{run}} -n 8 --out {path}/c.h5", BAD_INPUT, word),
+            case(f"evaluate-les-report-out-{where}", "evaluate-les-report", f"{{run}} {{run}} --out {path}/rep",
+                 BAD_INPUT, word),
         ]
     out += [
         case("run-out-is-a-folder", "run", "--grid 16 --time 0.01 --out {out}", BAD_INPUT, "is a folder"),
@@ -292,6 +319,8 @@ def _path_and_resource_cases() -> list[Case]:
         case("train-memory", "train", "--data {data} --model fm --width 100000000 --out {out}/t", RUNTIME, "memory"),
         case("bench-solver-memory", "bench-solver", "--grid 131072 --members 64", RUNTIME, "memory"),
         case("run-output-exists", "run", "--grid 16 --time 0.01 --out {run}", USAGE, "already exists"),
+        case("evaluate-les-coarse-grain-output-exists", "evaluate-les-coarse-grain", "{run} -n 8 --out {run}", USAGE,
+             "already exists"),
     ]
     return out
 

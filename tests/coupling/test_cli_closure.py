@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.coupling.conftest import TwoStepNoise
+from tests.coupling.conftest import LinearNoise, TwoStepNoise
 
 runner = CliRunner()
 
@@ -38,6 +38,28 @@ def test_run_with_an_artifact_sets_the_reduced_model_from_its_target_and_says_so
         assert h5.attrs["closure_calls"] == 20 and h5.attrs["closure_artifact_calls"] == 4
         assert h5.attrs["closure_spec"] == str(art) and "closure_seconds" in h5.attrs
         assert h5["diagnostics/closure_energy"].shape == (20, 2)
+
+
+def test_the_les_time_step_follows_the_coarse_grid_for_sgs_closures(make_artifact, tmp_path: Path) -> None:
+    from kolmo.presets import kolmogorov_dt
+
+    dns_dt = kolmogorov_dt(64)  # the DNS the closure was trained on (64² → 16²)
+    art = make_artifact(LinearNoise(16, a=-0.05, s=0.0), preset="kolmogorov", target="sgs-resolved", L=2 * np.pi,
+                        dt=dns_dt)
+    out = tmp_path / "les.h5"
+    r = kolmo("run", "--closure", art, "--time", 0.5, "--out", out)
+    assert r.exit_code == 0, r.output
+    les_dt = kolmogorov_dt(16)
+    assert les_dt == pytest.approx(4 * dns_dt, rel=0.02)
+    assert f"LES time step dt = {les_dt:.6g} (the coarse grid's own CFL time step (preset kolmogorov, 16²)); " \
+           f"the closure was trained at dt = {dns_dt:.6g}" in r.text
+    with h5py.File(out) as h5:
+        cfg = json.loads(h5.attrs["config"])
+        assert (cfg["n"], cfg["dt"], cfg["advection"]) == (16, les_dt, True)
+        assert h5.attrs["closure_trained_dt"] == dns_dt
+        assert h5.attrs["closure_calls"] == round(0.5 / les_dt)
+    r = kolmo("run", "--closure", art, "--dt", les_dt / 2, "--time", 0.05, "--out", tmp_path / "half-dt.h5")
+    assert r.exit_code == 0 and f"LES time step dt = {les_dt / 2:.6g} (as asked explicitly)" in r.text
 
 
 def test_run_refuses_advection_on_with_a_missing_physics_artifact(make_artifact, tmp_path: Path) -> None:

@@ -93,3 +93,38 @@ def test_an_les_run_with_smagorinsky_records_energy_and_enstrophy_removed_by_the
 def test_eddy_viscosity_in_the_reduced_model_is_a_target_mismatch() -> None:
     with pytest.raises(TargetMismatchError, match="closure smagorinsky has target 'sgs', which needs advection on"):
         Simulation(preset("dong2026", 16, advection=False), closure=Smagorinsky())
+
+
+@pytest.mark.parametrize("cls", CLOSURES)
+@pytest.mark.parametrize("members", [1, 3])
+def test_planned_numba_eddy_viscosity_equals_its_numpy_reference(cls, members: int) -> None:
+    from coupling.eddy_viscosity_kernels import eddy_viscosity_tendency_reference
+
+    g = Grid(32, 2 * np.pi)
+    c = cls(0.3)
+    for seed in range(2):  # the second call reuses the planned buffers
+        omega = turbulent(g, members=members, seed=seed)
+        w_hat = np.fft.rfft2(omega)
+        h = c(state(omega, g))
+        h_ref, nu_ref = eddy_viscosity_tendency_reference(w_hat, g.kx, g.ky, g.kx_odd, g.ky_odd, g.inv_k2, c.kind,
+                                                          c.factor(g.dx))
+        np.testing.assert_allclose(h, h_ref, rtol=1e-9, atol=1e-12 * np.abs(h_ref).max())
+        np.testing.assert_allclose(c.last_viscosity, nu_ref, rtol=1e-9, atol=1e-12 * nu_ref.max())
+
+
+@pytest.mark.parametrize("cls", CLOSURES)
+def test_the_spectral_path_the_solver_takes_gives_the_physical_path_s_run_to_round_off(cls) -> None:
+    cfg = preset("kolmogorov", 32, members=2, t_end=0.5)
+    physical = cls(0.2)
+    physical.spectral = False  # the solver then transforms the physical tendency itself
+    runs = []
+    for closure in (cls(0.2), physical):
+        sim = Simulation(cfg, closure=closure, planner="estimate")
+        for _ in range(20):
+            sim.advance()
+        runs.append(sim.omega_hat.copy())
+        assert closure.calls == 20
+    np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=1e-10 * np.abs(runs[1]).max())
+    h_hat = cls(0.2).tendency_hat(state(turbulent(Grid(32, 1.0)), Grid(32, 1.0)))
+    np.testing.assert_allclose(np.fft.irfft2(h_hat, s=(32, 32)), cls(0.2)(state(turbulent(Grid(32, 1.0)), Grid(32, 1.0))),
+                               atol=1e-12 * np.abs(h_hat).max())

@@ -110,3 +110,50 @@ def test_a_closure_is_the_solvers_hook_itself_not_wrapped_and_not_checked_twice(
     c = NoClosure()
     assert isinstance(c, ClosureHook)
     assert Simulation(preset("kolmogorov", 16), closure=c).closure is c
+
+
+class BadHat(Closure):
+    """A spectral closure returning a fixed ``rfft2(H)`` (any shape/dtype); never its physical tendency."""
+
+    name, spectral = "badhat", True
+
+    def __init__(self, out, **kw) -> None:  # noqa: ANN001, ANN003
+        super().__init__(**kw)
+        self.out = out
+
+    def tendency(self, state):  # noqa: ANN001
+        raise AssertionError("a spectral closure is called through call_hat, not __call__")
+
+    def tendency_hat(self, state):  # noqa: ANN001
+        return self.out
+
+
+def test_spectral_closures_get_the_same_shape_and_non_finite_checks_through_call_hat() -> None:
+    st = coarse_state(OMEGA)
+    with pytest.raises(ClosureShapeError, match=r"closure badhat returned spectral float64 \(3, 16, 16\), expected "
+                                                r"complex \(3, 16, 9\)"):
+        BadHat(np.zeros((3, 16, 16))).call_hat(st)
+    nan = np.ones((3, 16, 9), dtype=complex)
+    nan[1, 0, 0] = np.nan
+    with pytest.raises(NonFiniteClosureError, match=r"for member\(s\) \[1\]"):
+        BadHat(nan).call_hat(st)
+    zero = BadHat(nan, nonfinite="zero")
+    h = zero.call_hat(st)
+    assert np.all(h[1] == 0) and np.all(h[0] == 1) and zero.calls == 1 and zero.nonfinite_members == 1
+
+
+def test_the_solver_takes_the_spectral_path_through_the_hook_and_leaves_the_checks_to_the_closure() -> None:
+    from kolmo.presets import preset
+    from kolmo.simulation import CallableHook, ClosureHook, Simulation
+
+    nan = np.zeros((2, 16, 9), dtype=complex)
+    nan[1, 2, 3] = np.nan
+    cfg = preset("kolmogorov", 16, members=2)
+    c = BadHat(nan, nonfinite="zero")
+    assert isinstance(c, ClosureHook) and not CallableHook(lambda s: s.omega).spectral
+    sim = Simulation(cfg, closure=c)
+    sim.advance()
+    assert c.calls == 1 and c.nonfinite_events == 1 and c.nonfinite_members == 1  # zeroed by the closure's policy
+    assert np.isfinite(sim.omega_hat).all()
+    with pytest.raises(NonFiniteClosureError, match=r"closure badhat returned NaN/inf at step 0"):
+        Simulation(cfg, closure=BadHat(nan)).advance()

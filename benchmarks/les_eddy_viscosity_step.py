@@ -1,0 +1,37 @@
+"""Step time of the eddy-viscosity LES closures vs the bare solver and the previous numpy.fft version (issue 11).
+
+Usage: python benchmarks/les_eddy_viscosity_step.py OUT.json  (needs the previous version as build/scratch/old_ev.py:
+``git show 1048de1:coupling/eddy_viscosity.py > build/scratch/old_ev.py``)
+"""
+import sys
+import time
+
+import numpy as np
+
+from coupling.eddy_viscosity import Leith, Smagorinsky
+from kolmo import atomic
+from kolmo.presets import preset
+from kolmo.simulation import Simulation
+
+sys.path.insert(0, "build/scratch")
+import old_ev  # noqa: E402  (the previous numpy.fft version, see the docstring)
+
+out = {}
+for n, B in ((64, 1), (32, 4), (64, 8)):
+    cfg = preset("kolmogorov", n, members=B, t_end=100.0)
+    sims = {"bare": Simulation(cfg), "smagorinsky": Simulation(cfg, closure=Smagorinsky()), "leith": Simulation(cfg, closure=Leith()),
+            "smagorinsky-numpy(before)": Simulation(cfg, closure=old_ev.Smagorinsky()), "leith-numpy(before)": Simulation(cfg, closure=old_ev.Leith())}
+    for s in sims.values():
+        for _ in range(50): s.advance()
+    res = {k: [] for k in sims}
+    for rep in range(9):
+        for k, s in sims.items():
+            t0 = time.perf_counter()
+            for _ in range(100): s.advance()
+            res[k].append((time.perf_counter() - t0) / 100 * 1e6)
+    bare = np.median(res["bare"])
+    row = {k: {"median_us": float(np.median(v)), "min_us": float(min(v)), "ratio_median": float(np.median(v) / bare),
+               "ratio_min": float(min(v) / min(res["bare"]))} for k, v in res.items()}
+    out[f"{n}x{n} B={B}"] = row
+    print(n, B, {k: (round(v["median_us"]), round(v["ratio_median"], 2), round(v["ratio_min"], 2)) for k, v in row.items()})
+atomic.write_json(sys.argv[1], out, indent=1)
