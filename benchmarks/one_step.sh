@@ -8,14 +8,17 @@
 #   MF-1           latent-mf, one MeanFlow jump
 #   RF-1           latent-reflow, one Euler step, trained on couplings drawn by FM-20 (the FM teacher)
 #
-# Budget: EPOCHS generator epochs (and AE_EPOCHS autoencoder epochs for latent models) for every family,
-# batch BATCH; the reflow student trains REFLOW_EPOCHS more epochs on top of its teacher (stated in the
-# summary). Usage: bash benchmarks/one_step.sh [WORKDIR]; rerunning resumes (every step skips what exists).
+# Budget: EPOCHS generator epochs (and AE_EPOCHS autoencoder epochs for latent models) for every latent
+# family, batch BATCH; the reflow student trains REFLOW_EPOCHS more epochs on top of its teacher. The physical
+# DM (no autoencoder, a 64² FNO: ~9x the wall time per epoch of the latent generators here) trains DM_EPOCHS
+# epochs, chosen so that its wall time matches the FM teacher's whole training (autoencoder + generator) on
+# this 2-core CPU: equal wall time, not equal gradient steps (stated in the summary). Usage: bash benchmarks/one_step.sh [WORKDIR]; rerunning resumes (every step skips what exists).
 # Results: WORKDIR/summary.json and .md; copy them to benchmarks/data/one_step/ to publish.
 set -euo pipefail
 W=${1:-build/one-step}
 FINE=${FINE:-128}; COARSE=${COARSE:-64}; TRAJ=${TRAJ:-20}; TEST=${TEST:-2}; BURN=${BURN:-10}; TEND=${TEND:-30}
 EPOCHS=${EPOCHS:-20}; AE_EPOCHS=${AE_EPOCHS:-10}; REFLOW_EPOCHS=${REFLOW_EPOCHS:-10}; BATCH=${BATCH:-64}
+DM_EPOCHS=${DM_EPOCHS:-7}
 TEACHER_STEPS=${TEACHER_STEPS:-20}; SAMPLES=${SAMPLES:-100}; CONDITIONS=${CONDITIONS:-10}
 MEMBERS=${MEMBERS:-8}; ONLINE=${ONLINE:-10}; ICS=${ICS:-0 100 200}; DEVICE=${DEVICE:-cpu}
 # The physical DM-10 closure costs ~1 s per 8-member call on the 2-core CPU (2,000 calls per 10 time units):
@@ -43,7 +46,7 @@ train() {  # name, then kolmo train options
       --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0
   train si --model latent-si "${LATENT[@]}" "${COMMON[@]}" ) & lane_a=$!
 ( train mf --model latent-mf "${LATENT[@]}" "${COMMON[@]}"
-  train dm --model dm "${COMMON[@]}" ) & lane_b=$!
+  train dm --model dm --epochs "$DM_EPOCHS" --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0 ) & lane_b=$!
 wait "$lane_a"; wait "$lane_b"
 
 # name  run  steps
@@ -82,4 +85,4 @@ for ic in $ICS; do
   done
 done
 python benchmarks/one_step_summary.py "$W" --epochs "$EPOCHS" --ae-epochs "$AE_EPOCHS" \
-    --reflow-epochs "$REFLOW_EPOCHS" --batch "$BATCH"
+    --reflow-epochs "$REFLOW_EPOCHS" --dm-epochs "$DM_EPOCHS" --batch "$BATCH"
