@@ -5,7 +5,7 @@ Reads ``WORKDIR/apriori-NAME.json`` (``kolmo evaluate apriori``), ``WORKDIR/repo
 closures``), and writes ``WORKDIR/summary.json`` and ``WORKDIR/summary.md``. Online numbers are the mean
 over the initial conditions (their spread is in the JSON).
 
-Usage: ``python benchmarks/one_step_summary.py WORKDIR --epochs E --ae-epochs A --reflow-epochs R --batch B``
+Usage: ``python benchmarks/one_step_summary.py WORKDIR --epochs E --ae-epochs A --reflow-epochs R --dm-epochs D --batch B``
 """
 
 from __future__ import annotations
@@ -72,7 +72,13 @@ def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
         if not ap_path.exists():
             continue
         ap = json.loads(ap_path.read_text())
+        run = {"fm1": "fm", "fm10": "fm", "si10": "si", "dm10": "dm", "mf1": "mf", "rf1": "reflow"}[name]
+        history = json.loads((work / run / "run.json").read_text())["history"] if (work / run / "run.json").exists() \
+            else []
         models[name] = {"label": label, "apriori": {k: ap.get(k) for k in APRIORI},
+                        "train_seconds": sum(h["seconds"] for h in history),
+                        "train_epochs": {p: sum(1 for h in history if h["phase"] == p) for p in
+                                         sorted({h["phase"] for h in history})},
                         "irreducible_floor": ap.get("irreducible_floor"), "target": ap.get("target"),
                         "online": _online(work, name), "speed": speed.get(name, {})}
     return {"budget": budget, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -87,8 +93,12 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def markdown(s: dict[str, Any]) -> str:
     b = s["budget"]
+    walls = ", ".join(f"{m['label'].split(' ')[0]} {m['train_seconds']:.0f} s" for m in s["models"].values()
+                      if m.get("train_seconds"))
     lines = [f"Budget: {b['epochs']} generator epochs (+ {b['ae_epochs']} autoencoder epochs for latent models), "
-             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} more epochs on its FM teacher's couplings.", "",
+             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} more epochs on its FM teacher's couplings; "
+             f"DM-10 trains {b['dm_epochs']} epochs (equal wall time to the FM teacher, not equal steps). "
+             f"Training wall time: {walls}.", "",
              "| model | NFE | ens.-mean err | per-sample err | spread–skill | CRPS/rms | std ratio | high-band E ratio "
              "| online err +2.5/+5/+10 | online spread–skill +2.5/+5/+10 | online CRPS +5 | online spectrum err "
              "| ms/call b1 | speed-up vs DM-10 b1 / b100 |",
@@ -108,11 +118,11 @@ def markdown(s: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("work", type=Path)
-    for name in ("epochs", "ae-epochs", "reflow-epochs", "batch"):
+    for name in ("epochs", "ae-epochs", "reflow-epochs", "dm-epochs", "batch"):
         p.add_argument(f"--{name}", type=int, required=True)
     a = p.parse_args()
     s = summarise(a.work, {"epochs": a.epochs, "ae_epochs": a.ae_epochs, "reflow_epochs": a.reflow_epochs,
-                           "batch": a.batch})
+                           "dm_epochs": a.dm_epochs, "batch": a.batch})
     atomic.write_json(a.work / "summary.json", s, indent=1)
     atomic.write_text(a.work / "summary.md", markdown(s))
     print(markdown(s))

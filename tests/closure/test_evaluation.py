@@ -128,9 +128,11 @@ def test_field_std_ratio_is_one_for_samples_like_the_truth_and_lower_for_their_m
 
 
 def test_high_band_energy_ratio_sees_only_modes_in_the_upper_half_of_the_band():
+    """Truth with shells 1, 2 and 5 populated and a 1e-12 floor elsewhere: the resolved band is 1..5, its
+    upper half 3..5, so only the k = 5 mode counts."""
     x = np.arange(16) / 16
-    low = np.cos(2 * np.pi * 2 * x)[None, :].repeat(16, axis=0)   # |k| = 2 < N/4
-    high = np.cos(2 * np.pi * 5 * x)[None, :].repeat(16, axis=0)  # N/4 <= |k| = 5 < N/2
-    truth = low + high
+    low = np.cos(2 * np.pi * 2 * x)[None, :].repeat(16, axis=0) + np.cos(2 * np.pi * x)[None, :]
+    high = np.cos(2 * np.pi * 5 * x)[None, :].repeat(16, axis=0)
+    truth = low + high + 1e-6 * np.cos(2 * np.pi * 7 * x)[None, :]
     assert high_band_energy_ratio((low + 2 * high)[None].repeat(2, axis=0), truth) == pytest.approx(4.0)
     assert high_band_energy_ratio((3 * low + high)[None].repeat(2, axis=0), truth) == pytest.approx(1.0)
