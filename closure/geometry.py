@@ -1,0 +1,127 @@
+r"""Latent geometry: how well a latent keeps the neighbourhoods of the fields it encodes.
+
+For points ``x_i`` (flattened target fields, the input space) and their latents ``z_i = E(x_i)``,
+``i = 1 … n``, with Euclidean distances in each space, ``N_k^x(i)`` / ``N_k^z(i)`` the ``k`` nearest other
+points of ``i`` in input / latent space, and ``r^x(i, j)`` the rank of ``j`` among the neighbours of ``i``
+in input space (1 = nearest; ``r^z`` likewise in latent space):
+
+=====================  ===========================================================================
+measure                definition
+=====================  ===========================================================================
+kNN preservation       ``P_k = (1 / (n k)) Σ_i |N_k^x(i) ∩ N_k^z(i)|``: the share of each point's
+                       ``k`` input neighbours that are also its latent neighbours (1 = all kept;
+                       a random embedding gives ``≈ k / (n − 1)``)
+trustworthiness        ``T_k = 1 − 2 / (n k (2n − 3k − 1)) Σ_i Σ_{j ∈ N_k^z(i) \ N_k^x(i)} (r^x(i, j) − k)``
+                       (Venna & Kaski 2001): penalises latent neighbours that are far in input space
+                       (false neighbours); 1 = none
+continuity             ``C_k``: the same with the spaces swapped, ``Σ_{j ∈ N_k^x(i) \ N_k^z(i)}
+                       (r^z(i, j) − k)``: penalises input neighbours torn apart in the latent
+=====================  ===========================================================================
+
+All three depend on distance ranks only, so any scalar map ``z → a z + b`` (the latent standardisation
+of :mod:`closure.models`) leaves them unchanged. Ties in distance are broken by index. The normaliser of
+``T_k`` and ``C_k`` needs ``k < (2n − 1)/3``; :func:`latent_geometry` asks for ``k < n / 2``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from scipy.spatial.distance import cdist
+
+if TYPE_CHECKING:
+    from closure.models import ClosureModel
+
+__all__ = ["neighbour_ranks", "knn_preservation", "trustworthiness", "continuity", "latent_geometry",
+           "model_latent_geometry", "GEOMETRY_METRICS"]
+
+GEOMETRY_METRICS = {
+    "knn_preservation": "share of each test target's k nearest neighbours kept in the latent",
+    "trustworthiness": "1 − normalised rank excess of false latent neighbours (Venna & Kaski)",
+    "continuity": "1 − normalised rank excess of input neighbours lost in the latent",
+}
+
+
+def _points(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    return np.asarray(torch.as_tensor(a).detach().cpu().double().reshape(len(a), -1).numpy())
+
+
+def neighbour_ranks(points: np.ndarray) -> np.ndarray:
+    """Rank matrix ``r (n, n)``: ``r[i, j]`` = rank of ``j`` among the other points by distance from ``i``
+    (1 = nearest; ``r[i, i] = 0``; ties broken by index).
+
+    Parameters
+    ----------
+    points : ndarray, shape (n, ...)
+        Points, flattened to ``(n, d)``.
+    """
+    p = _points(points)
+    d = cdist(p, p)
+    np.fill_diagonal(d, -np.inf)  # the point itself sorts first, rank 0
+    order = np.argsort(d, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    rows = np.arange(len(p))[:, None]
+    ranks[rows, order] = np.arange(len(p))[None, :]
+    return ranks
+
+
+def _check(n: int, k: int) -> None:
+    if not 1 <= k < n / 2:
+        raise ValueError(f"k must satisfy 1 <= k < n/2 = {n / 2:g}, got k={k}")
+
+
+def knn_preservation(x: np.ndarray, z: np.ndarray, k: int = 10) -> float:
+    """``P_k`` of the module docstring for inputs ``x (n, ...)`` and latents ``z (n, ...)``."""
+    rx, rz = neighbour_ranks(x), neighbour_ranks(z)
+    _check(len(rx), k)
+    both = (rx >= 1) & (rx <= k) & (rz >= 1) & (rz <= k)
+    return float(both.sum() / (len(rx) * k))
+
+
+def _rank_excess(r_from: np.ndarray, r_by: np.ndarray, k: int) -> float:
+    """``1 − 2/(n k (2n − 3k − 1)) Σ_i Σ_{j: r_from(i,j) ≤ k, r_by(i,j) > k} (r_by(i, j) − k)``."""
+    n = len(r_from)
+    _check(n, k)
+    intruders = (r_from >= 1) & (r_from <= k) & (r_by > k)
+    excess = float((r_by[intruders] - k).sum())
+    return 1.0 - 2.0 * excess / (n * k * (2 * n - 3 * k - 1))
+
+
+def trustworthiness(x: np.ndarray, z: np.ndarray, k: int = 10) -> float:
+    """``T_k``: latent neighbours ranked by their input-space rank (module docstring)."""
+    return _rank_excess(neighbour_ranks(z), neighbour_ranks(x), k)
+
+
+def continuity(x: np.ndarray, z: np.ndarray, k: int = 10) -> float:
+    """``C_k``: input neighbours ranked by their latent rank (module docstring)."""
+    return _rank_excess(neighbour_ranks(x), neighbour_ranks(z), k)
+
+
+def latent_geometry(x: np.ndarray | torch.Tensor, z: np.ndarray | torch.Tensor, k: int = 10) -> dict[str, float]:
+    """All three measures for inputs ``x (n, ...)`` and latents ``z (n, ...)`` (ranks computed once).
+
+    Returns
+    -------
+    dict
+        ``knn_preservation``, ``trustworthiness``, ``continuity``, ``geometry_k`` and ``geometry_points``.
+    """
+    if len(x) != len(z):
+        raise ValueError(f"x and z must hold the same points, got {len(x)} and {len(z)}")
+    rx, rz = neighbour_ranks(_points(x)), neighbour_ranks(_points(z))
+    n = len(rx)
+    _check(n, k)
+    kept = ((rx >= 1) & (rx <= k) & (rz >= 1) & (rz <= k)).sum()
+    return {"knn_preservation": float(kept / (n * k)), "trustworthiness": _rank_excess(rz, rx, k),
+            "continuity": _rank_excess(rx, rz, k), "geometry_k": k, "geometry_points": n}
+
+
+@torch.no_grad()
+def model_latent_geometry(model: "ClosureModel", closure_n: torch.Tensor, k: int = 10,
+                          batch: int = 256) -> dict[str, Any]:
+    """:func:`latent_geometry` between normalised target fields ``closure_n (n, 1, N, N)`` and their raw
+    target latents ``E_H(H_n)`` (before the scalar standardisation, which leaves ranks unchanged)."""
+    model.eval()
+    z = torch.cat([model.target_coder.encode(closure_n[s:s + batch]) for s in range(0, len(closure_n), batch)])
+    return latent_geometry(closure_n, z, k)
