@@ -31,9 +31,10 @@ straightness                   ``‖x_K − x_0‖ / Σ_k ‖x_{k+1} − x_k‖`
                                ``min(S, 20)`` samples per condition; for a one-step sampler (trivially
                                straight) measured with a 10-step sampler of the same model
 NFE                            network evaluations per sample
-latent geometry (latent        kNN preservation, trustworthiness, continuity (k = 10) between the
-models only)                   test targets ``H_n`` and their latents, on up to 500 test pairs evenly
-                               spaced over the split (:mod:`closure.geometry`)
+latent geometry (latent        kNN preservation, trustworthiness, continuity, local stress (k = 10)
+models only)                   and distance correlation between the test targets ``H_n`` and their
+                               latents, on up to 500 test pairs evenly spaced over the split
+                               (:mod:`closure.geometry`)
 =============================  ======================================================================
 """
 

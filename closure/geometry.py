@@ -16,10 +16,17 @@ trustworthiness        ``T_k = 1 − 2 / (n k (2n − 3k − 1)) Σ_i Σ_{j ∈ 
                        (false neighbours); 1 = none
 continuity             ``C_k``: the same with the spaces swapped, ``Σ_{j ∈ N_k^x(i) \ N_k^z(i)}
                        (r^z(i, j) − k)``: penalises input neighbours torn apart in the latent
+local stress           ``S_k = min_s Σ (d^z_ij − s d^x_ij)² / Σ (d^z_ij)² = 1 − (Σ d^z d^x)² / (Σ (d^z)² Σ (d^x)²)``
+                       over the pairs ``j ∈ N_k^x(i)``: the MP criterion up to one scale (0 = the
+                       latent is locally an isometry times a constant; 1 = collapsed)
+distance correlation   Spearman rank correlation of ``d^x_ij`` and ``d^z_ij`` over all pairs ``i < j``
+                       (global geometry; 1 = same order of all distances)
 =====================  ===========================================================================
 
-All three depend on distance ranks only, so any scalar map ``z → a z + b`` (the latent standardisation
-of :mod:`closure.models`) leaves them unchanged. Ties in distance are broken by index. The normaliser of
+On time series (snapshots 0.1 time units apart) the nearest neighbours of a field are its neighbours in
+time, which any continuous encoder keeps: the rank measures then saturate at 1, and the local stress
+and the distance correlation are the ones that separate latents. All five are invariant to a scalar map
+``z → a z + b`` (the latent standardisation of :mod:`closure.models`). Ties in distance are broken by index. The normaliser of
 ``T_k`` and ``C_k`` needs ``k < (2n − 1)/3``; :func:`latent_geometry` asks for ``k < n / 2``.
 """
 
@@ -34,13 +41,16 @@ from scipy.spatial.distance import cdist
 if TYPE_CHECKING:
     from closure.models import ClosureModel
 
-__all__ = ["neighbour_ranks", "knn_preservation", "trustworthiness", "continuity", "latent_geometry",
+__all__ = ["neighbour_ranks", "knn_preservation", "trustworthiness", "continuity", "local_stress",
+           "distance_correlation", "latent_geometry",
            "model_latent_geometry", "GEOMETRY_METRICS"]
 
 GEOMETRY_METRICS = {
     "knn_preservation": "share of each test target's k nearest neighbours kept in the latent",
     "trustworthiness": "1 − normalised rank excess of false latent neighbours (Venna & Kaski)",
     "continuity": "1 − normalised rank excess of input neighbours lost in the latent",
+    "local_stress": "scale-fitted stress of latent vs target distances on the k-NN pairs (0 = isometric)",
+    "distance_correlation": "Spearman correlation of all pairwise target and latent distances",
 }
 
 
@@ -99,22 +109,53 @@ def continuity(x: np.ndarray, z: np.ndarray, k: int = 10) -> float:
     return _rank_excess(neighbour_ranks(x), neighbour_ranks(z), k)
 
 
+def local_stress(x: np.ndarray, z: np.ndarray, k: int = 10) -> float:
+    """``S_k`` (module docstring): scale-fitted stress of latent against input distances on the k-NN pairs."""
+    px, pz = _points(x), _points(z)
+    _check(len(px), k)
+    return _local_stress(cdist(px, px), cdist(pz, pz), neighbour_ranks(px), k)
+
+
+def _local_stress(dx: np.ndarray, dz: np.ndarray, rx: np.ndarray, k: int) -> float:
+    near = (rx >= 1) & (rx <= k)
+    a, b = dz[near], dx[near]
+    denom = float((a * a).sum() * (b * b).sum())
+    return 1.0 if denom == 0 else 1.0 - float((a * b).sum()) ** 2 / denom
+
+
+def distance_correlation(x: np.ndarray, z: np.ndarray) -> float:
+    """Spearman correlation of all pairwise distances ``d^x_ij``, ``d^z_ij`` (``i < j``)."""
+    px, pz = _points(x), _points(z)
+    return _distance_correlation(cdist(px, px), cdist(pz, pz))
+
+
+def _distance_correlation(dx: np.ndarray, dz: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    i, j = np.triu_indices(len(dx), 1)
+    return float(spearmanr(dx[i, j], dz[i, j]).statistic)
+
+
 def latent_geometry(x: np.ndarray | torch.Tensor, z: np.ndarray | torch.Tensor, k: int = 10) -> dict[str, float]:
-    """All three measures for inputs ``x (n, ...)`` and latents ``z (n, ...)`` (ranks computed once).
+    """All five measures for inputs ``x (n, ...)`` and latents ``z (n, ...)`` (distances and ranks once).
 
     Returns
     -------
     dict
-        ``knn_preservation``, ``trustworthiness``, ``continuity``, ``geometry_k`` and ``geometry_points``.
+        ``knn_preservation``, ``trustworthiness``, ``continuity``, ``local_stress``,
+        ``distance_correlation``, ``geometry_k`` and ``geometry_points``.
     """
     if len(x) != len(z):
         raise ValueError(f"x and z must hold the same points, got {len(x)} and {len(z)}")
-    rx, rz = neighbour_ranks(_points(x)), neighbour_ranks(_points(z))
+    px, pz = _points(x), _points(z)
+    rx, rz = neighbour_ranks(px), neighbour_ranks(pz)
     n = len(rx)
     _check(n, k)
+    dx, dz = cdist(px, px), cdist(pz, pz)
     kept = ((rx >= 1) & (rx <= k) & (rz >= 1) & (rz <= k)).sum()
     return {"knn_preservation": float(kept / (n * k)), "trustworthiness": _rank_excess(rz, rx, k),
-            "continuity": _rank_excess(rx, rz, k), "geometry_k": k, "geometry_points": n}
+            "continuity": _rank_excess(rx, rz, k), "local_stress": _local_stress(dx, dz, rx, k),
+            "distance_correlation": _distance_correlation(dx, dz), "geometry_k": k, "geometry_points": n}
 
 
 @torch.no_grad()

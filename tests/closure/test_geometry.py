@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from closure.geometry import continuity, knn_preservation, latent_geometry, model_latent_geometry, \
-    neighbour_ranks, trustworthiness
+from closure.geometry import continuity, distance_correlation, knn_preservation, latent_geometry, local_stress, \
+    model_latent_geometry, neighbour_ranks, trustworthiness
 from closure.models import ClosureModel, ModelConfig
 
 # inputs on a line; the latent swaps the places of points 1 and 3
@@ -36,7 +36,18 @@ def test_knn_preservation_trustworthiness_continuity_by_hand():
     assert continuity(X, Z, k=2) == pytest.approx(2 / 3)
     both = latent_geometry(X, Z, k=2)
     assert both == pytest.approx({"knn_preservation": 0.5, "trustworthiness": 2 / 3, "continuity": 2 / 3,
+                                  "local_stress": local_stress(X, Z, k=2), "distance_correlation": 0.6,
                                   "geometry_k": 2, "geometry_points": 5})
+
+
+def test_local_stress_and_distance_correlation_by_hand():
+    # k = 1 pairs 0→1, 1→0, 2→1, 3→2, 4→3: input distances 1, 1, 2, 4, 8; latent 7, 7, 4, 2, 14
+    # S = 1 − (Σ dz dx)² / (Σ dz² Σ dx²) = 1 − 142² / (314 · 86)
+    assert local_stress(X, Z, k=1) == pytest.approx(1 - 142**2 / (314 * 86))
+    # the ten pair distances rank (1,3,6,10,2,5,9,4,8,7) in input space and (6,3,1,10,4,5,7,2,8,9) in the
+    # latent: Σ d² = 66, Spearman ρ = 1 − 6·66 / (10·99) = 0.6
+    assert distance_correlation(X, Z) == pytest.approx(0.6)
+    assert local_stress(X, 3.0 * X + 1.0, k=2) == pytest.approx(0.0, abs=1e-15)
 
 
 def test_measures_are_one_for_an_isometry_and_ignore_a_scalar_map():
@@ -45,7 +56,9 @@ def test_measures_are_one_for_an_isometry_and_ignore_a_scalar_map():
     q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
     z = 0.01 * (x.reshape(40, 16) @ q.T) + 5.0  # rotation, scale, shift
     assert latent_geometry(x, z, k=5) == pytest.approx({"knn_preservation": 1.0, "trustworthiness": 1.0,
-                                                        "continuity": 1.0, "geometry_k": 5, "geometry_points": 40})
+                                                        "continuity": 1.0, "local_stress": 0.0,
+                                                        "distance_correlation": 1.0, "geometry_k": 5,
+                                                        "geometry_points": 40}, abs=1e-12)
     z2 = rng.normal(size=(40, 3))
     assert latent_geometry(x, z2, k=5) == pytest.approx(latent_geometry(x, -3.0 * z2 + 1.0, k=5))
     assert latent_geometry(x, z2, k=5)["knn_preservation"] < 0.5
