@@ -20,7 +20,8 @@ local stress           ``S_k = min_s Σ (d^z_ij − s d^x_ij)² / Σ (d^z_ij)² 
                        over the pairs ``j ∈ N_k^x(i)``: the MP criterion up to one scale (0 = the
                        latent is locally an isometry times a constant; 1 = collapsed)
 distance correlation   Spearman rank correlation of ``d^x_ij`` and ``d^z_ij`` over all pairs ``i < j``
-                       (global geometry; 1 = same order of all distances)
+                       (global geometry; 1 = same order of all distances; 0 when all the distances
+                       of one space are equal, e.g. a collapsed latent)
 =====================  ===========================================================================
 
 On time series (snapshots 0.1 time units apart) the nearest neighbours of a field are its neighbours in
@@ -133,7 +134,10 @@ def _distance_correlation(dx: np.ndarray, dz: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
     i, j = np.triu_indices(len(dx), 1)
-    return float(spearmanr(dx[i, j], dz[i, j]).statistic)
+    a, b = dx[i, j], dz[i, j]
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(spearmanr(a, b).statistic)
 
 
 def latent_geometry(x: np.ndarray | torch.Tensor, z: np.ndarray | torch.Tensor, k: int = 10) -> dict[str, float]:

@@ -48,6 +48,7 @@ def test_local_stress_and_distance_correlation_by_hand():
     # latent: Σ d² = 66, Spearman ρ = 1 − 6·66 / (10·99) = 0.6
     assert distance_correlation(X, Z) == pytest.approx(0.6)
     assert local_stress(X, 3.0 * X + 1.0, k=2) == pytest.approx(0.0, abs=1e-15)
+    assert (local_stress(X, np.zeros_like(X), k=2), distance_correlation(X, np.zeros_like(X))) == (1.0, 0.0)
 
 
 def test_measures_are_one_for_an_isometry_and_ignore_a_scalar_map():
