@@ -191,7 +191,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainEvent:
-    """Progress report: ``kind`` is ``"phase"`` (a phase starts), ``"batch"``, ``"epoch"`` or ``"done"``."""
+    """Progress report: ``kind`` is ``"phase"`` (a phase starts), ``"batch"``, ``"epoch"`` or ``"done"``; an
+    epoch carries every loss term, ``components`` unweighted and ``weighted`` (times :func:`loss_weights`)."""
 
     kind: str
     phase: str
