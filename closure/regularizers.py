@@ -6,7 +6,7 @@
   (PHATE) distances, weighted towards near pairs; the distances come from :func:`potential_distances`
   (or, for large training sets, :func:`diffusion_potential` with landmarks). Two scales
   (:data:`GA_SCALES`): ``"reference"`` (the formula as published; its weights ``exp(−D)`` underflow for
-  potential distances of O(100), so the term vanishes) and ``"median"`` (distances divided by their
+  potential distances of O(100), so the term is negligible) and ``"median"`` (distances divided by their
   training-set median :func:`potential_distance_median`, latent distances matched after a least-squares
   scale fit: a scale-free weighted stress in [0, 1]).
 - :func:`batch_kl_loss` (joint training, weight 0.1): per-dimension batch moments of ``z`` pulled to
@@ -110,8 +110,8 @@ def geometry_aware_loss(z: Tensor, distances: Tensor) -> Tensor:
     ``L_GA = mean_{i<j} exp(−D_ij) (‖z_i − z_j‖ − D_ij)²`` over the ``B (B − 1) / 2`` pairs of the batch.
 
     As published, ``D`` is the Euclidean distance between diffusion potentials in ``R^m`` (``m`` = points
-    or landmarks, up to 2,000): on dong2026 closures its median is O(100), so ``exp(−D)`` underflows and
-    the term is negligible against reconstruction (measured in benchmarks/latent_geometry.md). Kept for
+    or landmarks, up to 2,000): on dong2026 closures its median is O(100), so ``exp(−D)`` underflows for
+    almost every pair and the term is negligible against reconstruction (measured in benchmarks/latent_geometry.md). Kept for
     comparison; :func:`scaled_geometry_aware_loss` is the fixed scale.
 
     Parameters
