@@ -73,6 +73,12 @@ def apriori(
         table.add_row("seconds_per_sample", f"CPU, {res['threads']} thread(s), batch {batch or samples}",
                       f"{res['seconds_per_sample']:.3g}")
         table.add_row("flops_per_sample", "encoder + NFE x network + decoder", f"{res['flops_per_sample']:.3g}")
+        from closure.geometry import GEOMETRY_METRICS
+
+        for key, definition in GEOMETRY_METRICS.items():
+            if key in res:
+                table.add_row(key, f"{definition} (k = {res['geometry_k']}, {res['geometry_points']} test pairs)",
+                              f"{res[key]:.4g}")
         if res.get("irreducible_floor") is not None:
             table.add_row("irreducible_floor", f"target {res['target']}: noise share no model can predict",
                           f"{res['irreducible_floor']:.4g}")

@@ -25,6 +25,13 @@ trajectories held out) and run.json go to --out; --resume continues exactly.
 """
 
 
+def _term(name: str, value: float, weighted: Optional[float]) -> str:
+    """``name value`` (unweighted), followed by ``(weighted w·value)`` when the weight is not 1."""
+    if weighted is None or weighted == value:
+        return f"{name} {value:.3g}"
+    return f"{name} {value:.3g} (weighted {weighted:.3g})"
+
+
 def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (must not exist unless --resume)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset file from `kolmo dataset` (required for a new run)."),
@@ -45,6 +52,9 @@ def train(
     modes: Optional[int] = typer.Option(None, "--modes", help="FNO Fourier modes (default 6 physical, 4 latent).", callback=opt.at_least(1)),
     si_source: Optional[str] = typer.Option(None, "--si-source", help="Stochastic-interpolant source: gaussian (default) or empirical (the condition)."),
     ga_landmarks: Optional[int] = typer.Option(None, "--ga-landmarks", help="Landmarks of the GA diffusion potentials (default 2000; 0 = exact).", callback=opt.at_least(0)),
+    ga_scale: Optional[str] = typer.Option(None, "--ga-scale", help="GA term: median (default; distances over their training median, scale-fitted stress) or reference (published formula; its exp(-D) weights underflow).", callback=opt.choice("median", "reference")),
+    ga_weight: Optional[float] = typer.Option(None, "--ga-weight", help="Weight of the GA term (default 1e-3, the reference's).", callback=opt.non_negative()),
+    standardise: Optional[bool] = typer.Option(None, "--standardise/--no-standardise", help="Scalar standardisation of the latents before the generator (default on; off = raw latents, as the reference)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's).", callback=opt.at_least(1)),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN_DIR/last.pt exactly (only --epochs, --device, --data may change)."),
 ) -> None:
@@ -67,7 +77,8 @@ def train(
         train_opts: dict[str, Any] = {k: v for k, v in dict(epochs=epochs, ae_epochs=ae_epochs, batch=batch, lr=lr,
                                                              device=device, seed=seed,
                                                              teacher=str(teacher) if teacher else None,
-                                                             teacher_steps=teacher_steps).items() if v is not None}
+                                                             teacher_steps=teacher_steps, ga_scale=ga_scale, ga_weight=ga_weight,
+                                                             standardise=standardise).items() if v is not None}
         if data is not None:
             train_opts["data"] = str(data)
         if ga_landmarks is not None:
@@ -94,7 +105,7 @@ def train(
                     bar.update(task, status=f"batch {ev.batch}/{ev.batches} loss {ev.loss:.4g}{val}")
                 elif ev.kind == "epoch":
                     state["val"] = ev.val_loss
-                    parts = " ".join(f"{k} {v:.3g}" for k, v in ev.components.items())
+                    parts = " ".join(_term(k, v, ev.weighted.get(k)) for k, v in ev.components.items())
                     bar.update(task, completed=ev.epoch,
                                status=f"loss {ev.loss:.4g} ({parts}) val {ev.val_loss:.4g}{' *' if ev.best else ''} "
                                       f"lr {ev.lr:.2g} {ev.samples_per_s:.0f} samples/s")
@@ -109,6 +120,10 @@ def train(
             last = result.history[-1]
             table.add_row("last epoch", f"{last['phase']} {last['epoch']}: loss {last['train_loss']:.4g}, "
                                         f"val {last['val_loss']:.4g}")
+            for phase in dict.fromkeys(h["phase"] for h in result.history):
+                end = [h for h in result.history if h["phase"] == phase][-1]
+                table.add_row(f"loss terms, {phase} epoch {end['epoch']}",
+                              ", ".join(_term(k, v, end.get("weighted", {}).get(k)) for k, v in end["components"].items()))
         if result.best:
             table.add_row("best (best.pt)", f"{result.best['phase']} epoch {result.best['epoch']}: "
                                             f"val {result.best['val_loss']:.4g}")

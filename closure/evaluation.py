@@ -32,6 +32,10 @@ straightness                   ``‖x_K − x_0‖ / Σ_k ‖x_{k+1} − x_k‖`
                                ``min(S, 20)`` samples per condition; for a one-step sampler (trivially
                                straight) measured with a 10-step sampler of the same model
 NFE                            network evaluations per sample
+latent geometry (latent        kNN preservation, trustworthiness, continuity, local stress (k = 10)
+models only)                   and distance correlation between the test targets ``H_n`` and their
+                               latents, on up to 500 test pairs evenly spaced over the split
+                               (:mod:`closure.geometry`)
 =============================  ======================================================================
 """
 
@@ -73,6 +77,7 @@ METRICS = {
 }
 _STRAIGHTNESS_SAMPLES = 20
 _STRAIGHTNESS_STEPS_FOR_ONE_STEP = 10
+_GEOMETRY_POINTS, _GEOMETRY_K = 500, 10
 
 
 def _check(samples: np.ndarray, truth: np.ndarray) -> None:
@@ -284,6 +289,7 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
         per["straightness"].append(float(s_path.mean()))
     errors = np.concatenate(all_errors)
     cfg = model.config
+    geometry = _latent_geometry(model, normalisation, data, n_test) if cfg.latent else {}
     out: dict[str, Any] = {key: float(np.mean(values)) for key, values in per.items()}
     out.update({
         "sample_rel_error_mean": float(errors.mean()), "sample_rel_error_2std": float(2 * errors.std()),
@@ -293,9 +299,21 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
         "samples": samples, "conditions": len(rows), "rows": rows.tolist(), "seed": seed,
         "seconds_per_sample": seconds / (samples * len(rows)), "threads": torch.get_num_threads(),
         "flops_per_sample": model.flops_per_sample(steps, sampler), "parameters": model.parameter_counts(),
-        "per_condition": per,
+        "per_condition": per, **geometry,
     })
     return out
+
+
+def _latent_geometry(model: ClosureModel, normalisation: Normalisation, data: str | os.PathLike,
+                     n_test: int) -> dict[str, Any]:
+    """:func:`closure.geometry.model_latent_geometry` on up to ``_GEOMETRY_POINTS`` evenly spaced test pairs."""
+    from closure.geometry import model_latent_geometry
+
+    rows = evenly_spaced_rows(n_test, _GEOMETRY_POINTS)
+    if len(rows) <= 2 * _GEOMETRY_K:
+        return {}
+    pairs = ClosurePairs(data, "test", normalisation, rows=rows, dtype=torch.float32)
+    return model_latent_geometry(model, pairs.closure, k=_GEOMETRY_K)
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint: str = "best",

@@ -4,7 +4,11 @@
   nearest neighbours in the batch.
 - :func:`geometry_aware_loss` (GA, weight 1e-3): latent distances match precomputed diffusion-potential
   (PHATE) distances, weighted towards near pairs; the distances come from :func:`potential_distances`
-  (or, for large training sets, :func:`diffusion_potential` with landmarks).
+  (or, for large training sets, :func:`diffusion_potential` with landmarks). Two scales
+  (:data:`GA_SCALES`): ``"reference"`` (the formula as published; its weights ``exp(−D)`` underflow for
+  potential distances of O(100), so the term is negligible) and ``"median"`` (distances divided by their
+  training-set median :func:`potential_distance_median`, latent distances matched after a least-squares
+  scale fit: a scale-free weighted stress in [0, 1]).
 - :func:`batch_kl_loss` (joint training, weight 0.1): per-dimension batch moments of ``z`` pulled to
   ``N(0, 1)``.
 
@@ -12,6 +16,7 @@ Every loss takes batches ``(B, ...)`` and flattens all but the first dimension; 
 Euclidean norms of the flattened vectors (units of the field, or of the latent).
 """
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -24,7 +29,10 @@ __all__ = [
     "GA_WEIGHT",
     "KL_WEIGHT",
     "metric_preserving_loss",
+    "GA_SCALES",
     "geometry_aware_loss",
+    "scaled_geometry_aware_loss",
+    "potential_distance_median",
     "batch_kl_loss",
     "diffusion_potential",
     "potential_distances",
@@ -36,6 +44,8 @@ GA_WEIGHT: float = 1e-3
 """Weight of the GA loss in the reference training."""
 KL_WEIGHT: float = 0.1
 """Weight of the batch KL in the reference joint training."""
+GA_SCALES = ("reference", "median")
+"""Scales of the GA term: the published formula, or median-normalised distances with a scale fit."""
 
 
 def _pairwise(v: Tensor) -> Tensor:
@@ -82,10 +92,27 @@ def metric_preserving_loss(z: Tensor, x: Tensor, k: int = 5) -> Tensor:
     return (gap**2).mean()
 
 
+def _ga_batch(z: Tensor, distances: Tensor) -> tuple[Tensor, Tensor]:
+    """Latent and given distances over the ``i < j`` pairs of a batch, after checking the shapes."""
+    batch = z.shape[0]
+    if batch < 2:
+        raise ValueError(f"need a batch of at least 2, got {batch}")
+    if distances.shape != (batch, batch):
+        raise ValueError(f"distances must have shape ({batch}, {batch}), got {tuple(distances.shape)}")
+    dz = _pairwise(z.reshape(batch, -1))
+    i, j = torch.triu_indices(batch, batch, offset=1, device=z.device)
+    return dz[i, j], distances.to(z.dtype)[i, j]
+
+
 def geometry_aware_loss(z: Tensor, distances: Tensor) -> Tensor:
-    """Geometry-aware (GA) loss against precomputed distances.
+    """Geometry-aware (GA) loss against precomputed distances, at the reference scale.
 
     ``L_GA = mean_{i<j} exp(−D_ij) (‖z_i − z_j‖ − D_ij)²`` over the ``B (B − 1) / 2`` pairs of the batch.
+
+    As published, ``D`` is the Euclidean distance between diffusion potentials in ``R^m`` (``m`` = points
+    or landmarks, up to 2,000): on dong2026 closures its median is O(100), so ``exp(−D)`` underflows for
+    almost every pair and the term is negligible against reconstruction (measured in benchmarks/latent_geometry.md). Kept for
+    comparison; :func:`scaled_geometry_aware_loss` is the fixed scale.
 
     Parameters
     ----------
@@ -99,16 +126,83 @@ def geometry_aware_loss(z: Tensor, distances: Tensor) -> Tensor:
     -------
     Tensor, scalar
     """
-    batch = z.shape[0]
-    if batch < 2:
-        raise ValueError(f"need a batch of at least 2, got {batch}")
-    if distances.shape != (batch, batch):
-        raise ValueError(f"distances must have shape ({batch}, {batch}), got {tuple(distances.shape)}")
-    d = distances.to(z.dtype)
-    dz = _pairwise(z.reshape(batch, -1))
-    i, j = torch.triu_indices(batch, batch, offset=1, device=z.device)
-    dij = d[i, j]
-    return (torch.exp(-dij) * (dz[i, j] - dij) ** 2).mean()
+    dz, dij = _ga_batch(z, distances)
+    return (torch.exp(-dij) * (dz - dij) ** 2).mean()
+
+
+def scaled_geometry_aware_loss(z: Tensor, distances: Tensor, median: float, eps: float = 1e-12) -> Tensor:
+    """Geometry-aware loss at a fixed scale: median-normalised distances, latent distances scale-fitted.
+
+    With ``D̃_ij = D_ij / median`` (``median`` = median of ``D`` over training pairs,
+    :func:`potential_distance_median`), weights ``w_ij = exp(−D̃_ij)`` (O(1): a pair at the median
+    distance weighs e⁻¹) and ``d_ij = ‖z_i − z_j‖``, over the ``i < j`` pairs of the batch::
+
+        L = min_s Σ w (d − s D̃)² / Σ w d²  =  1 − (Σ w d D̃)² / (Σ w d² · Σ w D̃² + eps)
+
+    (the optimal scale is ``s* = Σ w d D̃ / Σ w D̃²``). ``L ∈ [0, 1]``: 0 when the latent distances are
+    proportional to the potential distances on the weighted pairs, 1 for a collapsed latent; it is
+    invariant to ``z → a z + b``, so it shapes the latent geometry and leaves the latent scale to the
+    reconstruction (and the scalar standardisation of :mod:`closure.models`).
+
+    Parameters
+    ----------
+    z : Tensor, shape (B, ...)
+        Latents of the batch.
+    distances : Tensor, shape (B, B)
+        Diffusion-potential distances ``D`` (raw, as for :func:`geometry_aware_loss`).
+    median : float
+        Positive normalising distance.
+    eps : float
+        Keeps the ratio finite for a collapsed latent.
+
+    Returns
+    -------
+    Tensor, scalar
+    """
+    if not (median > 0 and math.isfinite(median)):
+        raise ValueError(f"median = {median}; expected a positive finite distance")
+    dz, dij = _ga_batch(z, distances)
+    d = dij / median
+    w = torch.exp(-d)
+    cross = (w * dz * d).sum()
+    return 1.0 - cross**2 / ((w * dz**2).sum() * (w * d**2).sum() + eps)
+
+
+def potential_distance_median(potentials: np.ndarray | Tensor, max_pairs: int = 1_000_000, seed: int = 0) -> float:
+    """Median of ``D_ij = ‖U_i − U_j‖`` over the pairs ``i < j`` of the rows of ``potentials``.
+
+    (torch's median: the lower middle value for an even count.)
+
+    Every pair when there are at most ``max_pairs`` of them; otherwise ``max_pairs`` pairs ``(i, j)``,
+    ``i ≠ j``, drawn uniformly with replacement (seeded): the sample median, within ~0.1 % of the full one
+    at the default size.
+
+    Parameters
+    ----------
+    potentials : array or Tensor, shape (n, m)
+        Diffusion potentials (:func:`diffusion_potential`), ``n >= 2``.
+    max_pairs : int
+        Pair budget.
+    seed : int
+        Seed of the pair draw.
+
+    Returns
+    -------
+    float
+    """
+    u = torch.as_tensor(potentials).double()
+    n = u.shape[0]
+    if u.ndim != 2 or n < 2:
+        raise ValueError(f"potentials must have shape (n, m) with n >= 2, got {tuple(u.shape)}")
+    if n * (n - 1) // 2 <= max_pairs:
+        i, j = torch.triu_indices(n, n, offset=1)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        i = torch.randint(0, n, (max_pairs,), generator=gen)
+        j = (i + torch.randint(1, n, (max_pairs,), generator=gen)) % n
+    chunks = [torch.linalg.vector_norm(u[i[a:a + 100_000]] - u[j[a:a + 100_000]], dim=1)
+              for a in range(0, len(i), 100_000)]
+    return float(torch.cat(chunks).median())
 
 
 def batch_kl_loss(z: Tensor, eps: float = 1e-12) -> Tensor:

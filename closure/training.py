@@ -6,9 +6,12 @@ Phases (each with its own Adam(lr) and StepLR(lr_step, lr_gamma), stepped once p
     ``L = MSE(D_H(E_H(H_n)), H_n) + λ R(E_H(H_n)) + MSE(D_ω(E_ω(ω_n)), ω_n)``, the last term only with a
     learned condition encoder, and ``R`` = MP (``λ = 1e-2``, kNN in the batch, k = 5) or GA (``λ = 1e-3``,
     diffusion-potential distances precomputed once on the training closures, PHATE knn 10 / t 10, with
-    landmarks) — :mod:`closure.regularizers`.
+    landmarks; ``ga_scale`` "median" (default): distances over their training median, scale-fitted
+    weighted stress; "reference": the published formula, whose weights underflow) —
+    :mod:`closure.regularizers`.
 ``generator`` (``epochs`` epochs)
-    Coders frozen; the scalar latent standardisation is measured on the training latents, every training
+    Coders frozen; the scalar latent standardisation is measured on the training latents (identity with
+    ``standardise=False``, the reference's raw latent), every training
     and validation latent is computed once, and the network minimises the path loss of its family
     (:meth:`closure.models.ClosureModel.path_loss`).
 ``joint`` (``reg = joint``; ``epochs`` epochs), end to end (SCIENCE.md §3)::
@@ -18,6 +21,10 @@ Phases (each with its own Adam(lr) and StepLR(lr_step, lr_gamma), stepped once p
 Validation: whole TRAINING trajectories carved off (:func:`closure.data.split_trajectories`); the
 validation loss uses a fixed-seed generator, so it is comparable between epochs and never touches the
 training random streams. ``best.pt`` is written whenever the validation loss of the last phase improves.
+
+Loss logging: each epoch of ``history`` stores ``components`` (every term of the loss, unweighted, mean
+over the epoch's batches) and ``weighted`` (the same terms times their weights, :func:`loss_weights`;
+they sum to ``train_loss``).
 
 Run directory: ``run.json`` (config, dataset, history, throughput; human-readable), ``last.pt`` and
 ``best.pt``: ``{format, version, run_id, config, dataset, split, phase, epoch, model, optimizer,
@@ -50,18 +57,20 @@ from closure.data import ClosurePairs, DatasetInfo, Normalisation, read_info, sp
 from closure.errors import CheckpointError, CheckpointMismatchError, ConfigurationError, OutputExistsError
 from closure.models import ClosureModel, ModelConfig
 from closure.sampling import standardise
-from closure.regularizers import GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
-    geometry_aware_loss, metric_preserving_loss
+from closure.regularizers import GA_SCALES, GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
+    geometry_aware_loss, metric_preserving_loss, potential_distance_median, scaled_geometry_aware_loss
 from coupling.artifact import resolve_device
 from kolmo.atomic import atomic_output, write_json
 
 __all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
-           "read_checkpoint", "autoencoder_loss", "joint_loss", "CHECKPOINT_FORMAT"]
+           "read_checkpoint", "autoencoder_loss", "joint_loss", "loss_weights", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "kolmo-closure-checkpoint"
 CHECKPOINT_VERSION = 1
 RESUMABLE_CHANGES = ("epochs", "device", "data")
 """Settings a resumed run may change (the data file may move; its fingerprint must match)."""
+_LEGACY_DEFAULTS = {"ga_scale": "reference", "standardise": True}
+"""Settings absent from checkpoints written before they existed, with the behaviour those runs had."""
 _VALIDATION_SEED_OFFSET = 7919
 
 
@@ -91,6 +100,14 @@ class TrainConfig:
         MP regularizer weight and neighbours.
     ga_weight, ga_knn, ga_t, ga_landmarks : float, int, int, int or None
         GA weight and PHATE settings (``None``: exact potentials).
+    ga_scale : {"median", "reference"}
+        GA term: median-normalised distances with a scale fit
+        (:func:`~closure.regularizers.scaled_geometry_aware_loss`, default) or the published formula
+        (:func:`~closure.regularizers.geometry_aware_loss`, negligible at potential distances of O(100)).
+    standardise : bool
+        Measure the scalar standardisation ``x1 = (z − a)/b`` of latent models on the training latents
+        (default); ``False`` keeps ``a = 0, b = 1`` for the target and condition latents (the raw latents,
+        as the reference code; for the latent-geometry study).
     joint_closure_weight, joint_omega_weight, joint_kl_weight : float
         Weights of ``MSE_H``, ``MSE_ω`` and ``KL_batch`` in joint training (1000, 1, 0.1).
     teacher : str, optional
@@ -117,6 +134,8 @@ class TrainConfig:
     ga_knn: int = 10
     ga_t: int = 10
     ga_landmarks: Optional[int] = 2000
+    ga_scale: str = "median"
+    standardise: bool = True
     joint_closure_weight: float = 1000.0
     joint_omega_weight: float = 1.0
     joint_kl_weight: float = KL_WEIGHT
@@ -139,6 +158,10 @@ class TrainConfig:
                                      "teacher: pass --teacher RUN_DIR (a latent-fm or fm run on the same data)")
         if self.model.family != "reflow" and self.teacher:
             raise ConfigurationError(f"--teacher applies to reflow models only; model {self.model.model} has none")
+        if not (self.ga_weight >= 0 and math.isfinite(self.ga_weight)):
+            raise ConfigurationError(f"ga_weight = {self.ga_weight}; expected a finite number >= 0")
+        if self.ga_scale not in GA_SCALES:
+            raise ConfigurationError(f"unknown ga_scale {self.ga_scale!r}; valid: {', '.join(GA_SCALES)}")
         if self.teacher_steps < 1:
             raise ConfigurationError(f"teacher_steps = {self.teacher_steps}; expected >= 1")
         if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
@@ -153,7 +176,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d)
+        d = {**_LEGACY_DEFAULTS, **d}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -172,7 +195,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainEvent:
-    """Progress report: ``kind`` is ``"phase"`` (a phase starts), ``"batch"``, ``"epoch"`` or ``"done"``."""
+    """Progress report: ``kind`` is ``"phase"`` (a phase starts), ``"batch"``, ``"epoch"`` or ``"done"``; an
+    epoch carries every loss term, ``components`` unweighted and ``weighted`` (times :func:`loss_weights`)."""
 
     kind: str
     phase: str
@@ -187,6 +211,7 @@ class TrainEvent:
     samples_per_s: float = float("nan")
     best: bool = False
     message: str = ""
+    weighted: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -268,7 +293,7 @@ def _differences(saved: dict[str, Any], asked: dict[str, Any], prefix: str = "")
 
 
 def _check_compatible(ckpt: dict[str, Any], config: TrainConfig, info: DatasetInfo, path: Path) -> None:
-    diffs = _differences(ckpt["config"], config.to_dict())
+    diffs = _differences({**_LEGACY_DEFAULTS, **ckpt["config"]}, config.to_dict())
     saved_fp = ckpt["dataset"].get("fingerprint")
     if saved_fp != info.fingerprint:
         diffs.append(f"dataset fingerprint: {saved_fp!r} in the checkpoint, {info.fingerprint!r} of {info.path}")
@@ -317,13 +342,16 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = "best") -> LoadedRun:
 
 # ---------------------------------------------------------------------------------------------- losses
 def autoencoder_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, config: TrainConfig,
-                     distances: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor]]:
+                     distances: Optional[Tensor] = None,
+                     ga_median: Optional[float] = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Autoencoder-phase loss on a batch ``ω_n, H_n`` ``(B, 1, N, N)``.
 
     ``MSE(D_H(z), H_n) + λ_MP L_MP(z, H_n)`` (reg mp) or ``+ λ_GA L_GA(z, D)`` (reg ga, with the batch's
     diffusion-potential distances ``distances (B, B)``; skipped when ``None``), ``z = E_H(H_n)``, for a conv
-    target autoencoder; ``+ MSE(D_ω(E_ω(ω_n)), ω_n)`` for a learned condition encoder. Returns the total
-    and its named parts (unweighted).
+    target autoencoder; ``+ MSE(D_ω(E_ω(ω_n)), ω_n)`` for a learned condition encoder. ``L_GA`` is
+    :func:`~closure.regularizers.scaled_geometry_aware_loss` with ``ga_median`` (the training-set median of
+    ``D``; required) for ``config.ga_scale == "median"``, the reference formula otherwise. Returns the total
+    and its named parts (unweighted; weights in :func:`loss_weights`).
     """
     parts: dict[str, Tensor] = {}
     total = torch.zeros((), device=closure_n.device, dtype=closure_n.dtype)
@@ -338,7 +366,13 @@ def autoencoder_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, co
             parts["mp"] = metric_preserving_loss(z, closure_n, k=k)
             total = total + config.mp_weight * parts["mp"]
         elif config.model.reg == "ga" and distances is not None:
-            parts["ga"] = geometry_aware_loss(z, distances)
+            if config.ga_scale == "median":
+                if ga_median is None:
+                    raise ConfigurationError("ga_scale 'median' needs the training-set median of the potential "
+                                             "distances (ga_median); got None")
+                parts["ga"] = scaled_geometry_aware_loss(z, distances, ga_median)
+            else:
+                parts["ga"] = geometry_aware_loss(z, distances)
             total = total + config.ga_weight * parts["ga"]
     if isinstance(model.condition_coder, ConvAutoencoder):
         parts["mse_w"] = F.mse_loss(model.condition_coder.decode(model.condition_coder.encode(omega_n)), omega_n)
@@ -363,6 +397,15 @@ def joint_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, config: 
     parts["kl"] = batch_kl_loss(z)
     parts["gen"] = model.path_loss(model.encode_target(closure_n), model.encode_condition(omega_n), generator)
     return total + config.joint_kl_weight * parts["kl"] + parts["gen"], parts
+
+
+def loss_weights(config: TrainConfig, phase: str) -> dict[str, float]:
+    """Weight of each named loss part of ``phase`` (``total = Σ weight · part``): ``mse_H``, ``mse_w``,
+    ``mp``, ``ga``, ``kl``, ``gen``."""
+    if phase == "joint":
+        return {"mse_H": config.joint_closure_weight, "mse_w": config.joint_omega_weight,
+                "kl": config.joint_kl_weight, "gen": 1.0}
+    return {"mse_H": 1.0, "mse_w": 1.0, "mp": config.mp_weight, "ga": config.ga_weight, "gen": 1.0}
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -396,6 +439,7 @@ class _Trainer:
         self.model = ClosureModel(config.model).to(device)
         self.phase_index, self.epoch = 0, 0
         self.potentials: Optional[Tensor] = None
+        self.ga_median: Optional[float] = None
         self.latents: dict[str, tuple[Tensor, Tensor]] = {}
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.scheduler: Optional[torch.optim.lr_scheduler.StepLR] = None
@@ -448,7 +492,8 @@ class _Trainer:
         _atomic_json({"run_id": self.run_id, "config": self.config.to_dict(), "dataset": self.info.to_dict(),
                       "split": self.split, "model": self.config.model.describe(),
                       "parameters": self.model.parameter_counts(), "phases": self.config.phases(),
-                      "history": self.history, "best": self.best, "throughput_samples_per_s": self.throughput},
+                      "history": self.history, "best": self.best, "throughput_samples_per_s": self.throughput,
+                      "ga_distance_median": self.ga_median},
                      self.out / "run.json")
 
     # ------------------------------------------------------------------ phases
@@ -472,9 +517,11 @@ class _Trainer:
         cfg = self.config
         if phase == "autoencoder":
             parts = [f"{type(m).__name__}" for m in self.model.trainable_coders()]
-            return f"autoencoders ({', '.join(parts)}; reg {cfg.model.reg})"
+            ga = f", scale {cfg.ga_scale}, median D {self.ga_median:.4g}" if self.ga_median is not None else ""
+            return f"autoencoders ({', '.join(parts)}; reg {cfg.model.reg}{ga})"
         if phase == "generator":
-            return f"generator {cfg.model.model} on frozen latents ({self.model.parameter_counts()['network']} params)"
+            raw = "" if cfg.standardise or not cfg.model.latent else ", latent NOT standardised"
+            return f"generator {cfg.model.model} on frozen latents ({self.model.parameter_counts()['network']} params{raw})"
         return "joint: 1000 MSE_H + MSE_w + 0.1 KL + L_gen"
 
     def params_for(self, phase: str) -> list[torch.nn.Parameter]:
@@ -507,11 +554,13 @@ class _Trainer:
                 self.latents = {name: self.couplings(name, *pair) for name, pair in self.latents.items()}
 
     def compute_potentials(self) -> Tensor:
-        """PHATE diffusion potentials ``U`` of the training closures (rows: pairs); ``D = cdist(U, U)``."""
+        """PHATE diffusion potentials ``U`` of the training closures (rows: pairs); ``D = cdist(U, U)``.
+        Also sets ``ga_median``, the median of ``D`` over training pairs (the "median" GA scale)."""
         cfg = self.config
         x = self.data["train"][1].reshape(len(self.train_set), -1).cpu().double().numpy()
         u = diffusion_potential(x, knn=min(cfg.ga_knn, len(x) - 1), t=cfg.ga_t, n_landmarks=cfg.ga_landmarks,
                                 seed=cfg.seed)
+        self.ga_median = potential_distance_median(u, seed=cfg.seed)
         return torch.as_tensor(u, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
@@ -527,7 +576,7 @@ class _Trainer:
         training latents for latent non-joint models, identity otherwise; divided by the DM state std."""
         cfg = self.config.model
         latent, condition = (0.0, 1.0), (0.0, 1.0)
-        if cfg.latent and cfg.reg != "joint":
+        if cfg.latent and cfg.reg != "joint" and self.config.standardise:
             z, c = self.raw_latents(*self.data["train"])
             latent, condition = (float(z.mean()), float(z.std())), (float(c.mean()), float(c.std()))
         self.model.set_standardisation((latent[0], latent[1] / cfg.state_std()), condition)
@@ -562,7 +611,7 @@ class _Trainer:
             if self.potentials is not None and split == "train":
                 u = self.potentials[idx]
                 distances = torch.cdist(u, u)
-            return autoencoder_loss(self.model, omega[idx], closure[idx], self.config, distances)
+            return autoencoder_loss(self.model, omega[idx], closure[idx], self.config, distances, self.ga_median)
         return joint_loss(self.model, omega[idx], closure[idx], self.config, generator)
 
     def batch_size(self, n: int) -> int:
@@ -599,8 +648,11 @@ class _Trainer:
         val = self.validate(phase)
         rate = batches * bs / seconds if seconds > 0 else float("nan")
         improved = last_phase and (self.best is None or val < self.best["val_loss"])
-        entry = {"phase": phase, "epoch": self.epoch, "train_loss": total / batches,
-                 "components": {k: v / batches for k, v in sums.items()}, "val_loss": val, "lr": lr,
+        components = {k: v / batches for k, v in sums.items()}
+        weights = loss_weights(self.config, phase)
+        weighted = {k: weights[k] * v for k, v in components.items()}
+        entry = {"phase": phase, "epoch": self.epoch, "train_loss": total / batches, "components": components,
+                 "weighted": weighted, "val_loss": val, "lr": lr,
                  "seconds": seconds, "samples": batches * bs, "samples_per_s": rate, "best": improved}
         self.history.append(entry)
         done = [h for h in self.history if h["phase"] == phase]
@@ -613,7 +665,7 @@ class _Trainer:
             _atomic_save(state, self.out / "best.pt")
         self.write_summary()
         self.progress(TrainEvent("epoch", phase, self.epoch, n_epochs, batches, batches, entry["train_loss"],
-                                 entry["components"], val, lr, rate, improved))
+                                 components, val, lr, rate, improved, weighted=weighted))
 
     @torch.no_grad()
     def validate(self, phase: str) -> float:

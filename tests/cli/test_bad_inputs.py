@@ -254,6 +254,14 @@ def _option_cases() -> list[Case]:
              "--teacher-steps 0 --out {out}/t", USAGE, "--teacher-steps"),
         case("train-ga-landmarks-negative", "train", "--data {data} --model fm --ga-landmarks -1 --out {out}/t", USAGE,
              "--ga-landmarks"),
+        case("train-ga-scale-unknown", "train", "--data {data} --model latent-fm --reg ga --ga-scale mean --out {out}/t",
+             USAGE, "--ga-scale", "mean"),
+        case("train-ga-weight-negative", "train", "--data {data} --model latent-fm --reg ga --ga-weight -0.5 "
+             "--out {out}/t", USAGE, "--ga-weight", "-0.5"),
+        case("train-ga-weight-nan", "train", "--data {data} --model latent-fm --reg ga --ga-weight nan --out {out}/t",
+             USAGE, "--ga-weight", "nan"),
+        case("train-standardise-given-a-value", "train", "--data {data} --model latent-fm --standardise=no "
+             "--out {out}/t", USAGE, "--standardise"),
         case("evaluate-samples-zero", "evaluate-apriori", "{trained} --data {data} --samples 0", USAGE, "--samples"),
         case("evaluate-checkpoint-unknown", "evaluate-apriori", "{trained} --data {data} --checkpoint worst", USAGE,
              "--checkpoint", "worst"),

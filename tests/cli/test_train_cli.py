@@ -23,13 +23,14 @@ def single_thread():
 
 
 def test_train_resume_evaluate_export_info_round_trip(tmp_path: Path) -> None:
-    data = write_synthetic_dataset(tmp_path / "d.h5", train_trajectories=3, snapshots=10)
+    data = write_synthetic_dataset(tmp_path / "d.h5", train_trajectories=3, snapshots=11)
     run = tmp_path / "run"
     common = ["--threads", "1"]
     r = runner.invoke(app, ["train", "--data", str(data), "--model", "latent-fm", "--reg", "mp", "--epochs", "1",
                             "--ae-epochs", "1", "--batch", "8", "--width", "8", "--out", str(run), *common])
     assert r.exit_code == 0, r.output
     assert "autoencoder" in r.output and "throughput generator" in r.output and "samples/s" in r.output
+    assert "loss terms, autoencoder epoch 1" in r.output and "mp " in r.output and "(weighted " in r.output
     r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "2", *common])
     assert r.exit_code == 0, r.output
     assert json.loads((run / "run.json").read_text())["history"][-1]["epoch"] == 2
@@ -41,9 +42,10 @@ def test_train_resume_evaluate_export_info_round_trip(tmp_path: Path) -> None:
     r = runner.invoke(app, ["evaluate", "apriori", str(run), "--data", str(data), "--samples", "4", "--conditions", "2",
                             "--json", str(metrics), *common])
     assert r.exit_code == 0, r.output
-    assert "ensemble_mean_rel_error" in r.output and "spread_skill" in r.output
+    assert "ensemble_mean_rel_error" in r.output and "spread_skill" in r.output and "knn_preservation" in r.output
     res = json.loads(metrics.read_text())
     assert res["nfe"] == 1 and res["conditions"] == 2 and res["dataset_matches_training"] is True
+    assert res["geometry_points"] == 22 and 0 <= res["trustworthiness"] <= 1
 
     art = tmp_path / "c.pt"
     r = runner.invoke(app, ["export", str(run), "--out", str(art), "--no-latency"])

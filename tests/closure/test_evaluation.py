@@ -113,6 +113,9 @@ def test_evaluate_model_returns_every_metric_with_the_settings(tmp_path):
     assert res["nfe"] == 10 and res["steps"] == 10 and res["sampler"] == "si-euler-maruyama"
     assert res["conditions"] == 3 and len(res["per_condition"]["crps"]) == 3
     assert 0 < res["straightness"] <= 1
+    # latent models also report the latent geometry on the whole (40-pair) test split
+    assert res["geometry_points"] == 40 and res["geometry_k"] == 10
+    assert all(0 <= res[k] <= 1 for k in ("knn_preservation", "trustworthiness", "continuity"))
     again = evaluate_model(model, info.normalisation, data, samples=4, conditions=3)
     assert again["ensemble_mean_rel_error"] == res["ensemble_mean_rel_error"]  # seeded noise
 

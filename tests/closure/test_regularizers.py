@@ -12,7 +12,9 @@ from closure.regularizers import (
     diffusion_potential,
     geometry_aware_loss,
     metric_preserving_loss,
+    potential_distance_median,
     potential_distances,
+    scaled_geometry_aware_loss,
 )
 
 
@@ -120,3 +122,65 @@ def test_diffusion_potential_rejects_bad_parameters():
         diffusion_potential(np.zeros((5, 2)))
     with pytest.raises(ValueError, match=r"shape \(n, d\)"):
         diffusion_potential(np.zeros(5))
+
+
+# ---------------------------------------------------------------------------------------------- GA scale
+def test_scaled_geometry_aware_loss_on_three_points_by_hand():
+    z = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]], dtype=torch.float64)  # pairs (01, 02, 12): 5, 1, √18
+    d = torch.tensor([[0.0, 4.0, 1.0], [4.0, 0.0, 2.0], [1.0, 2.0, 0.0]], dtype=torch.float64)
+    med = 2.0  # D̃ = 2, 0.5, 1; w = e^-2, e^-0.5, e^-1
+    dt, dz = [2.0, 0.5, 1.0], [5.0, 1.0, math.sqrt(18.0)]
+    w = [math.exp(-v) for v in dt]
+    cross = sum(a * b * c for a, b, c in zip(w, dz, dt))
+    zz = sum(a * b * b for a, b in zip(w, dz))
+    dd = sum(a * c * c for a, c in zip(w, dt))
+    expected = 1.0 - cross**2 / (zz * dd)
+    assert float(scaled_geometry_aware_loss(z, d, med)) == pytest.approx(expected, rel=1e-12)
+    # the same as the weighted residual at the least-squares scale s* = Σ w d D̃ / Σ w D̃²
+    s = cross / dd
+    assert expected == pytest.approx(sum(a * (b - s * c) ** 2 for a, b, c in zip(w, dz, dt)) / zz, rel=1e-12)
+
+
+def test_scaled_geometry_aware_loss_is_zero_for_proportional_distances_and_scale_free():
+    u = torch.randn(7, 30, dtype=torch.float64) * 40.0  # potential-like points, distances O(100)
+    d = torch.cdist(u, u)
+    med = float(d[torch.triu_indices(7, 7, 1).unbind()].median())
+    z = 0.01 * u[:, :30].reshape(7, 1, 5, 6) + 2.0  # latent distances = D / 100: proportional
+    assert float(scaled_geometry_aware_loss(z, d, med)) == pytest.approx(0.0, abs=1e-12)
+    z2 = torch.randn(7, 1, 5, 6, dtype=torch.float64)
+    l1 = float(scaled_geometry_aware_loss(z2, d, med))
+    assert 0.0 < l1 < 1.0
+    assert float(scaled_geometry_aware_loss(3.0 * z2 - 1.0, d, med)) == pytest.approx(l1, rel=1e-12)
+
+
+def test_scaled_geometry_aware_loss_is_one_for_a_collapsed_latent_with_finite_gradients():
+    z = torch.zeros(5, 3, requires_grad=True)
+    x = torch.randn(5, 4)
+    d = torch.cdist(x, x)
+    loss = scaled_geometry_aware_loss(z, d, 1.0)
+    assert float(loss.detach()) == pytest.approx(1.0)
+    loss.backward()
+    assert bool(torch.isfinite(z.grad).all())
+    with pytest.raises(ValueError, match="median = 0.0; expected a positive finite distance"):
+        scaled_geometry_aware_loss(z, d, 0.0)
+
+
+def test_reference_geometry_aware_loss_vanishes_at_potential_distances_of_order_100():
+    """The published weights exp(−D) underflow in float32 for D > 104: the term is exactly zero however
+    wrong the latent distances are; the median-scaled term is not."""
+    u = 40.0 * torch.randn(8, 50)
+    d = torch.cdist(u, u)
+    z = torch.randn(8, 16)
+    assert float(d[torch.triu_indices(8, 8, 1).unbind()].min()) > 110
+    assert float(geometry_aware_loss(z, d)) == 0.0
+    assert float(scaled_geometry_aware_loss(z, d, float(d.median()))) > 0.0
+
+
+def test_potential_distance_median_by_hand_and_by_sampling():
+    u = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0], [0.0, 3.0]])  # pair distances 5, 1, 3, √18, √10, 2
+    assert potential_distance_median(u) == pytest.approx(3.0)  # sorted 1, 2, 3, √10, √18, 5: lower middle
+    big = np.random.default_rng(0).normal(size=(400, 5))
+    exact = potential_distance_median(big)
+    assert potential_distance_median(big, max_pairs=20_000, seed=1) == pytest.approx(exact, rel=0.02)
+    with pytest.raises(ValueError, match=r"potentials must have shape \(n, m\) with n >= 2"):
+        potential_distance_median(np.zeros((1, 3)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from closure.errors import CheckpointError, CheckpointMismatchError, DeviceError
 from closure.evaluation import evaluate_run
 from closure.models import ClosureModel, ModelConfig
 from closure.paths import ve_std
-from closure.regularizers import metric_preserving_loss
-from closure.training import TrainConfig, autoencoder_loss, joint_loss, load_run, read_checkpoint, train
+from closure.regularizers import geometry_aware_loss, metric_preserving_loss, scaled_geometry_aware_loss
+from closure.training import TrainConfig, autoencoder_loss, joint_loss, load_run, loss_weights, read_checkpoint, \
+    train
 from kolmo.errors import ConfigurationError, OutputExistsError
 from tests.closure.synthetic import write_synthetic_dataset
 
@@ -153,6 +155,7 @@ def test_physical_flow_matching_learns_the_conditional_mean_of_a_synthetic_closu
     train(cfg, tmp_path / "r")
     res = evaluate_run(tmp_path / "r", data, samples=16, conditions=4)
     assert res["nfe"] == 1 and res["ensemble_mean_rel_error"] < 0.4
+    assert "knn_preservation" not in res  # no latent: no latent geometry
 
 
 def test_diffusion_state_is_scaled_to_a_quarter_of_the_reference_start_std(data, tmp_path):
@@ -230,3 +233,59 @@ def test_too_little_training_data_is_refused_naming_the_dataset_size(tmp_path):
 def test_epochs_below_one_are_refused():
     with pytest.raises(ConfigurationError, match="epochs = 0; expected >= 1"):
         config(Path("-"), epochs=0).validate()
+
+
+def test_ga_at_the_median_scale_is_scaled_stress_and_needs_the_median():
+    torch.manual_seed(0)
+    model = ClosureModel(ModelConfig(model="latent-fm", reg="ga", grid=16, width=8))
+    w, h = torch.randn(8, 1, 16, 16), torch.randn(8, 1, 16, 16)
+    u = 40.0 * torch.randn(8, 30)
+    d = torch.cdist(u, u)
+    cfg = TrainConfig(data="-", model=model.config)
+    assert cfg.ga_scale == "median" and cfg.standardise
+    total, parts = autoencoder_loss(model, w, h, cfg, d, ga_median=120.0)
+    z = model.target_coder.encode(h)
+    torch.testing.assert_close(parts["ga"], scaled_geometry_aware_loss(z, d, 120.0))
+    torch.testing.assert_close(total, parts["mse_H"] + 1e-3 * parts["ga"] + parts["mse_w"])
+    assert {k: v for k, v in loss_weights(cfg, "autoencoder").items() if k in parts} == \
+        {"mse_H": 1.0, "ga": 1e-3, "mse_w": 1.0}
+    ref = replace(cfg, ga_scale="reference")
+    torch.testing.assert_close(autoencoder_loss(model, w, h, ref, d)[1]["ga"], geometry_aware_loss(z, d))
+    with pytest.raises(ConfigurationError, match="needs the training-set median"):
+        autoencoder_loss(model, w, h, cfg, d)
+    with pytest.raises(ConfigurationError, match="unknown ga_scale 'mean'; valid: reference, median"):
+        replace(cfg, ga_scale="mean").validate()
+
+
+def test_history_logs_every_loss_term_unweighted_and_weighted_and_raw_latents_skip_standardisation(data, tmp_path):
+    result = train(config(data, reg="ga", epochs=1, ga_weight=0.5, standardise=False, ga_landmarks=None),
+                   tmp_path / "r")
+    ae, gen = result.history
+    assert set(ae["components"]) == {"mse_H", "ga", "mse_w"} and 0.0 < ae["components"]["ga"] <= 1.0
+    assert ae["weighted"]["ga"] == pytest.approx(0.5 * ae["components"]["ga"])
+    for entry in (ae, gen):
+        assert sum(entry["weighted"].values()) == pytest.approx(entry["train_loss"], rel=1e-6)
+    summary = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert summary["ga_distance_median"] > 0 and summary["history"][0]["weighted"] == ae["weighted"]
+    model = load_run(tmp_path / "r", "last").model
+    assert (float(model.latent_shift), float(model.latent_scale)) == (0.0, 1.0)
+    assert (float(model.condition_shift), float(model.condition_scale)) == (0.0, 1.0)
+
+
+def test_a_checkpoint_from_before_ga_scale_resumes_as_the_reference_scale(data, tmp_path):
+    train(config(data, epochs=1), tmp_path / "r")
+    ckpt = read_checkpoint(tmp_path / "r" / "last.pt")
+    for key in ("ga_scale", "standardise"):
+        del ckpt["config"][key]
+    torch.save(ckpt, tmp_path / "r" / "last.pt")
+    assert TrainConfig.from_dict(ckpt["config"]).ga_scale == "reference"
+    with pytest.raises(CheckpointMismatchError, match="ga_scale: 'reference' in the checkpoint, 'median' asked"):
+        train(config(data, epochs=2), tmp_path / "r", resume=True)
+    resumed = train(config(data, epochs=2, ga_scale="reference"), tmp_path / "r", resume=True)
+    assert [h["epoch"] for h in resumed.history if h["phase"] == "generator"] == [1, 2]
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan"), float("inf")])
+def test_ga_weight_must_be_a_finite_non_negative_number(weight):
+    with pytest.raises(ConfigurationError, match=f"ga_weight = {weight}; expected a finite number >= 0"):
+        config(Path("-"), ga_weight=weight).validate()
