@@ -28,7 +28,7 @@ import re
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -99,17 +99,45 @@ def friendly_errors() -> Iterator[None]:
     except KolmoError as exc:
         raise typer.Exit(report(exc)) from None
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: no unfinished output was left under its final name "
-                          "(resumable work stays in *.partial)")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        _exit_interrupted()
     except MemoryError as exc:  # the estimate of kolmo.resources was too low, or memory was taken meanwhile
         raise typer.Exit(report(ResourceError(f"out of memory ({exc or 'allocation failed'}); use a smaller grid, "
                                               "fewer members or a smaller batch"))) from None
     except OSError as exc:
+        if caused_by_interrupt(exc):
+            _exit_interrupted()
         typed = translate_os_error(exc)
         if typed is None:
             raise
         raise typer.Exit(report(typed)) from None
+    except typer.Exit:  # a nested boundary already reported (click's Exit is a RuntimeError)
+        raise
+    except Exception as exc:
+        if caused_by_interrupt(exc):
+            _exit_interrupted()
+        raise
+
+
+def _exit_interrupted() -> NoReturn:
+    err_console.print("[yellow]interrupted[/]: no unfinished output was left under its final name "
+                      "(resumable work stays in *.partial)")
+    raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: a ``KeyboardInterrupt`` raised inside a library call that
+    reported it as another error (numba's dispatcher: ``SystemError: CPUDispatcher(...) returned a result
+    with an exception set``, with the interrupt as its cause), after a SIGINT was received."""
+    if not _interrupted.is_set():
+        return False
+    seen: set[int] = set()
+    cur: Optional[BaseException] = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ if cur.__cause__ is not None else (None if cur.__suppress_context__ else cur.__context__)
+    return False
 
 
 def guard(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,12 +173,29 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _quiet_unraisable(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``sys.unraisablehook`` that drops a ``KeyboardInterrupt`` of a received SIGINT (one that landed in a
+    ``__del__`` or a weakref callback, where Python can only print it, traceback and all): it is remembered,
+    and :func:`check_interrupt` raises it at the next safe point."""
+
+    def quiet(unraisable: Any) -> Any:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _interrupted.is_set():
+            return None
+        return hook(unraisable)
+
+    quiet.__kolmo_quiet__ = True  # type: ignore[attr-defined]
+    return quiet
+
+
 def install_interrupt_handler() -> None:
     """SIGINT raises ``KeyboardInterrupt`` as usual and is also remembered, so :func:`check_interrupt`
     can raise it again where a first one was swallowed (an interrupt landing in a ``__del__`` or a
-    library callback is printed as "Exception ignored" and lost). Main thread only."""
+    library callback would be printed as "Exception ignored" with a traceback, and lost: such a report
+    is dropped instead, see :func:`_quiet_unraisable`). Main thread only."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _on_sigint)
+        if not getattr(sys.unraisablehook, "__kolmo_quiet__", False):
+            sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
 
 
 def check_interrupt() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import typer
 
+from cli import errors
 from cli.errors import friendly_errors, guard, translate_os_error
 from cli.options import at_least, device, int_list, number_list, positive, refuse_inapplicable
 from closure.errors import CheckpointError, ExportCheckError
@@ -57,6 +59,56 @@ def test_a_message_spanning_lines_or_holding_brackets_prints_as_one_line(capsys)
             raise FileFormatError("shape [64, 64]\nexpected [32, 32]")
     err = capsys.readouterr().err
     assert err.strip() == "error: FileFormatError: shape [64, 64] expected [32, 32]"
+
+
+@pytest.fixture
+def sigint_received():
+    """As after a SIGINT: the interrupt is remembered (cli.errors._on_sigint)."""
+    errors._interrupted.set()
+    yield
+    errors._interrupted.clear()
+
+
+def test_ctrl_c_that_a_library_reports_as_another_error_exits_as_an_interrupt(sigint_received, capsys) -> None:
+    """numba's dispatcher turns a KeyboardInterrupt raised in its call into ``SystemError: ... returned a result
+    with an exception set`` (seen as a flaky traceback, exit 1, of ``kolmo run`` under Ctrl-C)."""
+    for exc in (SystemError("CPUDispatcher(f) returned a result with an exception set"), OSError("h5 write failed")):
+        with pytest.raises(typer.Exit) as info:
+            with friendly_errors():
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as cause:
+                    raise exc from cause
+        assert info.value.exit_code == 130
+        assert capsys.readouterr().err.strip().startswith("interrupted: ")
+
+
+def test_without_a_sigint_such_an_error_stays_a_bug_and_nested_boundaries_report_once(capsys) -> None:
+    with pytest.raises(SystemError):
+        with friendly_errors():
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as cause:
+                raise SystemError("returned a result with an exception set") from cause
+    errors._interrupted.set()
+    try:
+        with pytest.raises(typer.Exit) as info:
+            with friendly_errors():
+                with friendly_errors():
+                    raise ConfigurationError("bad option")
+    finally:
+        errors._interrupted.clear()
+    assert info.value.exit_code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_interrupt_landing_in_a_finaliser_is_not_printed_but_remembered(sigint_received) -> None:
+    seen: list[type] = []
+    hook = errors._quiet_unraisable(lambda unraisable: seen.append(type(unraisable.exc_value)))
+    for exc in (KeyboardInterrupt(), ValueError("a bug in a __del__")):
+        hook(SimpleNamespace(exc_value=exc))
+    assert seen == [ValueError]
+    with pytest.raises(KeyboardInterrupt):
+        errors.check_interrupt()
 
 
 def test_a_bug_keeps_its_traceback() -> None:
