@@ -49,7 +49,9 @@ def demo(
             table.add_column(col, justify="right")
         lat = {(Path(b["artifact"]).stem, b["batch"]): b for b in r.bench}
         online = r.online.get("results", {}) if isinstance(r.online, dict) else {}
-        for name, label in (("latent-fm-mp", "latent FM, MP, 1 step"), ("dm", "physical DM (reference)")):
+        for name, label in (("latent-reflow", "latent reflow, MP, 1 step (stochastic)"),
+                            ("latent-fm-mp", "latent FM, MP, 1 step (conditional mean)"),
+                            ("dm", "physical DM, 10 steps (reference)")):
             ap = r.apriori.get(name, {})
             b = lat.get((name, 1), {})
             table.add_row(label, str(ap.get("nfe", "?")), f"{ap.get('ensemble_mean_rel_error', float('nan')):.3f}",

@@ -1,18 +1,20 @@
-r"""The end-to-end demo (``kolmo demo``): data → two closures → artifacts → benchmarks → online runs → report.
+r"""The end-to-end demo (``kolmo demo``): data → three closures → artifacts → benchmarks → online runs → report.
 
 Stages (each skips work already on disk, so an interrupted demo resumes where it stopped):
 
 1. **dataset** — ``kolmo dataset`` on the dong2026 preset (missing-physics target);
-2. **train** — the one-step latent flow-matching closure with the MP regularizer
-   (``latent-fm``/``mp``) and the reference closure, 10-step physical VE-SDE diffusion (``dm``);
-3. **export** — both as self-checked TorchScript artifacts;
-4. **a priori** — ``kolmo evaluate apriori`` of both on test pairs;
+2. **train** — the latent flow-matching closure with the MP regularizer (``latent-fm``/``mp``,
+   sampled with ONE Euler step: the conditional mean), the one-step *stochastic* closure
+   ``latent-reflow`` trained on couplings drawn by that FM teacher (half its epochs), and the
+   reference closure, 10-step physical VE-SDE diffusion (``dm``);
+3. **export** — all three as self-checked TorchScript artifacts;
+4. **a priori** — ``kolmo evaluate apriori`` of each on test pairs;
 5. **bench** — ``kolmo bench closures`` (batch 1 and the ensemble size) with diffusion as the
-   baseline, so the speed-up of one-step FM is read directly;
+   baseline, so the speed-up of the one-step closures is read directly;
 6. **online** — the paper's protocol from the first test snapshot (reduced model, resampling every
    5 steps, jitter 5e-5) with no closure, the true closure (replayed from the dataset), and both
    learned closures, each an ensemble;
-7. **report** — ``kolmo evaluate online`` of the FM ensemble against the truth with the others
+7. **report** — ``kolmo evaluate online`` of the reflow ensemble against the truth with the others
    as baselines (``report/report.md`` and figures), and ``summary.json``.
 
 Folder layout: ``data.h5``, ``runs/<name>/``, ``closures/<name>.pt``, ``apriori/<name>.json``,
@@ -78,7 +80,10 @@ SIZES: dict[str, DemoSize] = {
                                "500–1000 epochs)"),
 }
 
-CLOSURES = {"latent-fm-mp": {"model": "latent-fm", "reg": "mp"}, "dm": {"model": "dm", "reg": "none"}}
+CLOSURES = {"latent-fm-mp": {"model": "latent-fm", "reg": "mp"},
+            "latent-reflow": {"model": "latent-reflow", "reg": "mp", "teacher": "latent-fm-mp"},
+            "dm": {"model": "dm", "reg": "none"}}
+"""Demo closures in training order (a reflow student after its teacher)."""
 
 
 @dataclass
@@ -146,11 +151,11 @@ def run_demo(out: str | Path = "demo", size: str = "tiny", threads: int = 1, see
                  DemoResult(out=out, size=size, report=out / "report", seconds=0.0))
     sz = demo.sz
     demo.stage(1, "dataset", f"dong2026 {sz.fine}² → {sz.coarse}², {sz.trajectories} trajectories", demo.dataset)
-    demo.stage(2, "train", f"latent FM (MP) and physical DM, {sz.epochs} epochs", demo.train)
+    demo.stage(2, "train", f"latent FM (MP), its one-step reflow student and physical DM, {sz.epochs} epochs", demo.train)
     demo.stage(3, "export", "self-checked TorchScript artifacts", demo.export)
     demo.stage(4, "a priori", f"{sz.apriori_conditions} test conditions × {sz.apriori_samples} samples", demo.apriori)
     demo.stage(5, "bench", "latency per call, diffusion as the baseline", demo.bench)
-    demo.stage(6, "online", f"{sz.online_time:g} time units, {sz.members} members: none / true / FM / DM",
+    demo.stage(6, "online", f"{sz.online_time:g} time units, {sz.members} members: none / true / FM-1 / RF-1 / DM-10",
                demo.online)
     demo.stage(7, "report", "online evaluation and figures", demo.report)
     result = demo.result
@@ -204,8 +209,10 @@ class _Demo:
             if (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists():
                 continue
             skipped = False
+            teacher = str(self.out / "runs" / m["teacher"]) if "teacher" in m else None
             cfg = TrainConfig(data=str(self.data), model=ModelConfig(model=m["model"], reg=m["reg"], grid=sz.coarse),
-                              epochs=sz.epochs, ae_epochs=sz.ae_epochs, batch=sz.batch, seed=self.seed)
+                              epochs=max(1, sz.epochs // 2) if teacher else sz.epochs, ae_epochs=sz.ae_epochs,
+                              batch=sz.batch, seed=self.seed, teacher=teacher)
             train(cfg, run_dir, resume=run_dir.exists(), progress=self.train_progress)
         return skipped
 
@@ -246,7 +253,8 @@ class _Demo:
             self.result.bench = json.loads(path.read_text())["rows"]
             return True
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = bench_closures([self.artifacts["dm"], self.artifacts["latent-fm-mp"]], sorted({1, self.sz.members}),
+        rows = bench_closures([self.artifacts["dm"], self.artifacts["latent-fm-mp"], self.artifacts["latent-reflow"]],
+                              sorted({1, self.sz.members}),
                               repeat=self.sz.bench_repeat, warmup=3)
         write_json(rows, path)
         plot_bars(rows, self.out / "bench" / "closures.png")
@@ -291,7 +299,8 @@ class _Demo:
             result.online = json.loads((result.report / "metrics.json").read_text())
             return True
         files = self._online_files()
-        result.online = evaluate_online(files["latent-fm-mp"], f"{self.data}:test:{self._trajectory()}",
-                                        [files["none"], files["true"], files["dm"]], result.report,
+        result.online = evaluate_online(files["latent-reflow"], f"{self.data}:test:{self._trajectory()}",
+                                        [files["none"], files["true"], files["latent-fm-mp"], files["dm"]],
+                                        result.report,
                                         horizons=self.sz.horizons)
         return False

@@ -25,7 +25,8 @@ def test_demo_ci_runs_every_stage_and_writes_a_report(tmp_path: Path) -> None:
         assert f"{stage} finished" in result.output
     assert (out / "data.h5").exists()
     assert (out / "closures" / "latent-fm-mp.pt").exists() and (out / "closures" / "dm.pt").exists()
-    for name in ("none", "true", "latent-fm-mp", "dm"):
+    assert (out / "closures" / "latent-reflow.pt").exists()
+    for name in ("none", "true", "latent-fm-mp", "latent-reflow", "dm"):
         assert (out / "online" / f"{name}.h5").exists()
     report = out / "report"
     assert (report / "report.md").read_text().strip()
