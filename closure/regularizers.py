@@ -111,7 +111,7 @@ def geometry_aware_loss(z: Tensor, distances: Tensor) -> Tensor:
 
     As published, ``D`` is the Euclidean distance between diffusion potentials in ``R^m`` (``m`` = points
     or landmarks, up to 2,000): on dong2026 closures its median is O(100), so ``exp(−D)`` underflows for
-    almost every pair and the term is negligible against reconstruction (measured in benchmarks/latent_geometry.md). Kept for
+    almost every pair and the term is negligible against reconstruction (measured in benchmarks/RESULTS.md §7). Kept for
     comparison; :func:`scaled_geometry_aware_loss` is the fixed scale.
 
     Parameters

@@ -186,8 +186,9 @@ class Sampler(nn.Module):
 class FlowEuler(Sampler):
     """Forward-Euler integration of the flow-matching ODE ``dx/dt = v(t, x, c)``, ``t: 0 → 1``.
 
-    ``x_{k+1} = x_k + Δt v(t_k, x_k, c)``, ``t_k = k Δt``, ``Δt = 1 / n_steps``. One step is the headline
-    generator ``x1 = x0 + v(0, x0, c)``.
+    ``x_{k+1} = x_k + Δt v(t_k, x_k, c)``, ``t_k = k Δt``, ``Δt = 1 / n_steps``. One step,
+    ``x1 = x0 + v(0, x0, c)``, lands on the conditional mean ``E[x1 | c]`` for a network trained with
+    independent noise, and on a sample only for straight (coupled, e.g. reflow) paths.
 
     Parameters
     ----------

@@ -11,13 +11,13 @@ from coupling.artifact import read_metadata
 from coupling.online import SHIPPED_CLOSURES
 
 
-def test_shipped_default_closure_is_a_one_step_latent_fm_for_dong2026_at_64() -> None:
+def test_shipped_default_closure_is_a_one_step_stochastic_latent_reflow_for_dong2026_at_64() -> None:
     path = SHIPPED_CLOSURES["dong2026-default"]
     assert path.exists() and path.stat().st_size < 8 * 2**20  # a few MB at most
     meta = read_metadata(path)
     assert (meta["preset"], meta["target"], meta["grid"], meta["L"], meta["dt"]) == (
-        "dong2026", "missing-physics-noisy", 64, 1.0, 1e-3)
-    assert meta["family"] == "latent-fm" and meta["nfe"] == 1
+        "dong2026", "missing-physics", 64, 1.0, 1e-3)
+    assert meta["family"] == "latent-reflow" and meta["nfe"] == 1 and meta["format_version"] == 2
 
 
 def test_kolmo_run_with_the_shipped_closure_by_name(tmp_path: Path) -> None:
@@ -33,4 +33,4 @@ def test_kolmo_run_with_the_shipped_closure_by_name(tmp_path: Path) -> None:
         assert np.all(np.isfinite(w)) and h5.attrs["closure_calls"] == 20
         assert not np.array_equal(w[-1, 0], w[-1, 1])  # each member its own closure samples
     info = CliRunner().invoke(app, ["info", "dong2026-default"])
-    assert info.exit_code == 0 and "latent-fm" in info.output
+    assert info.exit_code == 0 and "latent-reflow" in info.output
