@@ -20,7 +20,8 @@ from typing import Any
 
 ROWS = {"fm1": "FM-1 (latent-fm, 1 Euler step)", "fm10": "FM-10 (latent-fm, 10 Euler steps)",
         "si10": "SI-10 (latent-si, 10 EM steps)", "dm10": "DM-10 (physical VE-SDE, 10 EM steps)",
-        "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)"}
+        "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)",
+        "rf1long": "RF-1 long (latent-reflow, 1 Euler step, longer reflow)"}
 HORIZONS = (2.5, 5.0, 10.0)
 APRIORI = ("ensemble_mean_rel_error", "sample_rel_error_mean", "spread_skill", "crps_rel", "field_std_ratio",
            "high_band_energy_ratio", "spectrum_error", "nfe")
@@ -70,7 +71,8 @@ def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
         if not ap_path.exists():
             continue
         ap = json.loads(ap_path.read_text())
-        run = {"fm1": "fm", "fm10": "fm", "si10": "si", "dm10": "dm", "mf1": "mf", "rf1": "reflow"}[name]
+        run = {"fm1": "fm", "fm10": "fm", "si10": "si", "dm10": "dm", "mf1": "mf", "rf1": "reflow",
+               "rf1long": "reflow50"}[name]
         history = json.loads((work / run / "run.json").read_text())["history"] if (work / run / "run.json").exists() \
             else []
         models[name] = {"label": label, "apriori": {k: ap.get(k) for k in APRIORI},
@@ -94,7 +96,8 @@ def markdown(s: dict[str, Any]) -> str:
     walls = ", ".join(f"{m['label'].split(' ')[0]} {m['train_seconds']:.0f} s" for m in s["models"].values()
                       if m.get("train_seconds"))
     lines = [f"Budget: {b['epochs']} generator epochs (+ {b['ae_epochs']} autoencoder epochs for latent models), "
-             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} more epochs on its FM teacher's couplings; "
+             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} (RF-1 long: {b['reflow_long_epochs']}) more epochs "
+             f"on its FM teacher's couplings; "
              f"DM-10 trains {b['dm_epochs']} epochs (equal wall time to the FM teacher, not equal steps). "
              f"Training wall time: {walls}.", "",
              "| model | NFE | ens.-mean err | per-sample err | spread–skill | CRPS/rms | std ratio | high-band E ratio "
@@ -116,11 +119,11 @@ def markdown(s: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("work", type=Path)
-    for name in ("epochs", "ae-epochs", "reflow-epochs", "dm-epochs", "batch"):
+    for name in ("epochs", "ae-epochs", "reflow-epochs", "reflow-long-epochs", "dm-epochs", "batch"):
         p.add_argument(f"--{name}", type=int, required=True)
     a = p.parse_args()
     s = summarise(a.work, {"epochs": a.epochs, "ae_epochs": a.ae_epochs, "reflow_epochs": a.reflow_epochs,
-                           "dm_epochs": a.dm_epochs, "batch": a.batch})
+                           "reflow_long_epochs": a.reflow_long_epochs, "dm_epochs": a.dm_epochs, "batch": a.batch})
     (a.work / "summary.json").write_text(json.dumps(s, indent=1))
     (a.work / "summary.md").write_text(markdown(s))
     print(markdown(s))
