@@ -27,12 +27,16 @@ APRIORI = ("ensemble_mean_rel_error", "sample_rel_error_mean", "spread_skill", "
            "high_band_energy_ratio", "spectrum_error", "nfe")
 
 
-def _online(work: Path, name: str) -> dict[str, Any]:
+def _online(work: Path, name: str, reference: str | None = None) -> dict[str, Any]:
+    """Online scores of model ``name`` over its reports, or of the baseline ``reference`` ("none" / "true")
+    as recorded in model ``name``'s reports."""
     per_ic: list[dict[str, Any]] = []
     for report in sorted(work.glob(f"report-{name}-ic*/metrics.json")):
         m = json.loads(report.read_text())
-        label = next(k for k in m["results"] if k not in ("none", "true") and "online-none" not in k
-                     and "online-true" not in k)
+        if reference is None:
+            label = next(k for k in m["results"] if "online-none" not in k and "online-true" not in k)
+        else:
+            label = next(k for k in m["results"] if k.startswith(f"online-{reference}-"))
         res = m["results"][label]
         rows = {r["horizon"]: r for r in res["trajectory"]["at_horizons"]}
         stats = res["statistics"]
@@ -81,8 +85,10 @@ def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
                                          sorted({h["phase"] for h in history})},
                         "irreducible_floor": ap.get("irreducible_floor"), "target": ap.get("target"),
                         "online": _online(work, name), "speed": speed.get(name, {})}
+    first = next(iter(models), None)
+    baselines = {ref: _online(work, first, ref) for ref in ("none", "true")} if first else {}
     return {"budget": budget, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "models": models}
+            "models": models, "baselines": baselines}
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -113,6 +119,11 @@ def markdown(s: dict[str, Any]) -> str:
                      f"{_fmt(a['field_std_ratio'], 2)} | {_fmt(a['high_band_energy_ratio'], 2)} | {err} | {ss} | "
                      f"{_fmt(o.get('crps@5'))} | {_fmt(o.get('spectrum_error_energy'))} | {_fmt(sp.get('ms@b1'))} | "
                      f"{_fmt(sp.get('speedup@b1'))} / {_fmt(sp.get('speedup@b100'))} |")
+    for ref, label in (("none", "no closure"), ("true", "true closure (replayed)")):
+        o = s.get("baselines", {}).get(ref, {}).get("mean", {})
+        err = "/".join(_fmt(o.get(f"rel_error_mean@{h:g}")) for h in HORIZONS)
+        lines.append(f"| {label} | – | – | – | – | – | – | – | {err} | – | {_fmt(o.get('crps@5'))} | "
+                     f"{_fmt(o.get('spectrum_error_energy'))} | – | – |")
     return "\n".join(lines) + "\n"
 
 
