@@ -7,6 +7,7 @@
 #   DM-10          physical VE-SDE diffusion, 10 Euler–Maruyama steps (the reference's P-CDM sampler)
 #   MF-1           latent-mf, one MeanFlow jump
 #   RF-1           latent-reflow, one Euler step, trained on couplings drawn by FM-20 (the FM teacher)
+#   RF-1 (x5)      the same student trained REFLOW_LONG_EPOCHS epochs (reflow epochs cost ~1/4 of an FM epoch)
 #
 # Budget: EPOCHS generator epochs (and AE_EPOCHS autoencoder epochs for latent models) for every latent
 # family, batch BATCH; the reflow student trains REFLOW_EPOCHS more epochs on top of its teacher. The physical
@@ -18,7 +19,7 @@ set -euo pipefail
 W=${1:-build/one-step}
 FINE=${FINE:-128}; COARSE=${COARSE:-64}; TRAJ=${TRAJ:-20}; TEST=${TEST:-2}; BURN=${BURN:-10}; TEND=${TEND:-30}
 EPOCHS=${EPOCHS:-20}; AE_EPOCHS=${AE_EPOCHS:-10}; REFLOW_EPOCHS=${REFLOW_EPOCHS:-10}; BATCH=${BATCH:-64}
-DM_EPOCHS=${DM_EPOCHS:-7}
+DM_EPOCHS=${DM_EPOCHS:-7}; REFLOW_LONG_EPOCHS=${REFLOW_LONG_EPOCHS:-50}
 TEACHER_STEPS=${TEACHER_STEPS:-20}; SAMPLES=${SAMPLES:-100}; CONDITIONS=${CONDITIONS:-10}
 MEMBERS=${MEMBERS:-8}; ONLINE=${ONLINE:-10}; ICS=${ICS:-0 100 200}; DEVICE=${DEVICE:-cpu}
 # The physical DM-10 closure costs ~1 s per 8-member call on the 2-core CPU (2,000 calls per 10 time units):
@@ -44,13 +45,15 @@ train() {  # name, then kolmo train options
 ( train fm --model latent-fm "${LATENT[@]}" "${COMMON[@]}"
   train reflow --model latent-reflow --teacher "$W/fm" --teacher-steps "$TEACHER_STEPS" --epochs "$REFLOW_EPOCHS" \
       --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0
-  train si --model latent-si "${LATENT[@]}" "${COMMON[@]}" ) & lane_a=$!
+  train si --model latent-si "${LATENT[@]}" "${COMMON[@]}"
+  train reflow50 --model latent-reflow --teacher "$W/fm" --teacher-steps "$TEACHER_STEPS" \
+      --epochs "$REFLOW_LONG_EPOCHS" --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0 ) & lane_a=$!
 ( train mf --model latent-mf "${LATENT[@]}" "${COMMON[@]}"
   train dm --model dm --epochs "$DM_EPOCHS" --batch "$BATCH" --device "$DEVICE" --threads 1 --seed 0 ) & lane_b=$!
 wait "$lane_a"; wait "$lane_b"
 
 # name  run  steps
-ROWS=("fm1 fm 1" "fm10 fm 10" "si10 si 10" "dm10 dm 10" "mf1 mf 1" "rf1 reflow 1")
+ROWS=("fm1 fm 1" "fm10 fm 10" "si10 si 10" "dm10 dm 10" "mf1 mf 1" "rf1 reflow 1" "rf1long reflow50 1")
 apriori_and_export() {  # name run steps
   [ -f "$W/apriori-$1.json" ] || k evaluate apriori "$W/$2" --data "$W/data.h5" --steps "$3" \
       --samples "$SAMPLES" --conditions "$CONDITIONS" --threads 1 --json "$W/apriori-$1.json" > /dev/null
@@ -67,7 +70,7 @@ FIRST_IC=${ICS%% *}
 for row in "${ROWS[@]}"; do read -r name run steps <<< "$row"; [ "$name" = dm10 ] || apriori_and_export "$name" "$run" "$steps"; done
 while [ ! -f "$W/dm10.pt" ]; do kill -0 "$dm_pid" 2>/dev/null || break; sleep 5; done
 [ -f "$W/bench.json" ] || k bench closures "$W/dm10.pt" "$W/fm1.pt" "$W/fm10.pt" "$W/si10.pt" "$W/mf1.pt" \
-    "$W/rf1.pt" --batch "$BENCH_BATCH" --repeat "$REPEAT" --warmup 1 --json "$W/bench.json" > /dev/null
+    "$W/rf1.pt" "$W/rf1long.pt" --batch "$BENCH_BATCH" --repeat "$REPEAT" --warmup 1 --json "$W/bench.json" > /dev/null
 
 report() {  # name ic
   [ -f "$W/online-$1-ic$2.h5" ] || return 0
@@ -88,4 +91,4 @@ for ic in $ICS; do
 done
 wait "$dm_pid"; report dm10 "$FIRST_IC"
 python benchmarks/one_step_summary.py "$W" --epochs "$EPOCHS" --ae-epochs "$AE_EPOCHS" \
-    --reflow-epochs "$REFLOW_EPOCHS" --dm-epochs "$DM_EPOCHS" --batch "$BATCH"
+    --reflow-epochs "$REFLOW_EPOCHS" --reflow-long-epochs "$REFLOW_LONG_EPOCHS" --dm-epochs "$DM_EPOCHS" --batch "$BATCH"

@@ -22,18 +22,23 @@ from kolmo import atomic
 
 ROWS = {"fm1": "FM-1 (latent-fm, 1 Euler step)", "fm10": "FM-10 (latent-fm, 10 Euler steps)",
         "si10": "SI-10 (latent-si, 10 EM steps)", "dm10": "DM-10 (physical VE-SDE, 10 EM steps)",
-        "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)"}
+        "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)",
+        "rf1long": "RF-1 long (latent-reflow, 1 Euler step, longer reflow)"}
 HORIZONS = (2.5, 5.0, 10.0)
 APRIORI = ("ensemble_mean_rel_error", "sample_rel_error_mean", "spread_skill", "crps_rel", "field_std_ratio",
            "high_band_energy_ratio", "spectrum_error", "nfe")
 
 
-def _online(work: Path, name: str) -> dict[str, Any]:
+def _online(work: Path, name: str, reference: str | None = None) -> dict[str, Any]:
+    """Online scores of model ``name`` over its reports, or of the baseline ``reference`` ("none" / "true")
+    as recorded in model ``name``'s reports."""
     per_ic: list[dict[str, Any]] = []
     for report in sorted(work.glob(f"report-{name}-ic*/metrics.json")):
         m = json.loads(report.read_text())
-        label = next(k for k in m["results"] if k not in ("none", "true") and "online-none" not in k
-                     and "online-true" not in k)
+        if reference is None:
+            label = next(k for k in m["results"] if "online-none" not in k and "online-true" not in k)
+        else:
+            label = next(k for k in m["results"] if k.startswith(f"online-{reference}-"))
         res = m["results"][label]
         rows = {r["horizon"]: r for r in res["trajectory"]["at_horizons"]}
         stats = res["statistics"]
@@ -72,7 +77,8 @@ def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
         if not ap_path.exists():
             continue
         ap = json.loads(ap_path.read_text())
-        run = {"fm1": "fm", "fm10": "fm", "si10": "si", "dm10": "dm", "mf1": "mf", "rf1": "reflow"}[name]
+        run = {"fm1": "fm", "fm10": "fm", "si10": "si", "dm10": "dm", "mf1": "mf", "rf1": "reflow",
+               "rf1long": "reflow50"}[name]
         history = json.loads((work / run / "run.json").read_text())["history"] if (work / run / "run.json").exists() \
             else []
         models[name] = {"label": label, "apriori": {k: ap.get(k) for k in APRIORI},
@@ -81,8 +87,10 @@ def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
                                          sorted({h["phase"] for h in history})},
                         "irreducible_floor": ap.get("irreducible_floor"), "target": ap.get("target"),
                         "online": _online(work, name), "speed": speed.get(name, {})}
+    first = next(iter(models), None)
+    baselines = {ref: _online(work, first, ref) for ref in ("none", "true")} if first else {}
     return {"budget": budget, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "models": models}
+            "models": models, "baselines": baselines}
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -96,7 +104,8 @@ def markdown(s: dict[str, Any]) -> str:
     walls = ", ".join(f"{m['label'].split(' ')[0]} {m['train_seconds']:.0f} s" for m in s["models"].values()
                       if m.get("train_seconds"))
     lines = [f"Budget: {b['epochs']} generator epochs (+ {b['ae_epochs']} autoencoder epochs for latent models), "
-             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} more epochs on its FM teacher's couplings; "
+             f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} (RF-1 long: {b['reflow_long_epochs']}) more epochs "
+             f"on its FM teacher's couplings; "
              f"DM-10 trains {b['dm_epochs']} epochs (equal wall time to the FM teacher, not equal steps). "
              f"Training wall time: {walls}.", "",
              "| model | NFE | ens.-mean err | per-sample err | spread–skill | CRPS/rms | std ratio | high-band E ratio "
@@ -112,17 +121,22 @@ def markdown(s: dict[str, Any]) -> str:
                      f"{_fmt(a['field_std_ratio'], 2)} | {_fmt(a['high_band_energy_ratio'], 2)} | {err} | {ss} | "
                      f"{_fmt(o.get('crps@5'))} | {_fmt(o.get('spectrum_error_energy'))} | {_fmt(sp.get('ms@b1'))} | "
                      f"{_fmt(sp.get('speedup@b1'))} / {_fmt(sp.get('speedup@b100'))} |")
+    for ref, label in (("none", "no closure"), ("true", "true closure (replayed)")):
+        o = s.get("baselines", {}).get(ref, {}).get("mean", {})
+        err = "/".join(_fmt(o.get(f"rel_error_mean@{h:g}")) for h in HORIZONS)
+        lines.append(f"| {label} | – | – | – | – | – | – | – | {err} | – | {_fmt(o.get('crps@5'))} | "
+                     f"{_fmt(o.get('spectrum_error_energy'))} | – | – |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("work", type=Path)
-    for name in ("epochs", "ae-epochs", "reflow-epochs", "dm-epochs", "batch"):
+    for name in ("epochs", "ae-epochs", "reflow-epochs", "reflow-long-epochs", "dm-epochs", "batch"):
         p.add_argument(f"--{name}", type=int, required=True)
     a = p.parse_args()
     s = summarise(a.work, {"epochs": a.epochs, "ae_epochs": a.ae_epochs, "reflow_epochs": a.reflow_epochs,
-                           "dm_epochs": a.dm_epochs, "batch": a.batch})
+                           "reflow_long_epochs": a.reflow_long_epochs, "dm_epochs": a.dm_epochs, "batch": a.batch})
     atomic.write_json(a.work / "summary.json", s, indent=1)
     atomic.write_text(a.work / "summary.md", markdown(s))
     print(markdown(s))
