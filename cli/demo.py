@@ -11,9 +11,10 @@ from cli import options as opt
 from cli.common import console, friendly_errors
 from kolmo.paths import writable_output
 
-HELP = ("Run the whole pipeline on built-in defaults: dong2026 dataset, train the one-step latent FM closure (MP) "
-        "and the 10-step physical diffusion baseline, export, benchmark, online runs (no / true / both learned "
-        "closures), evaluate, report. Sizes: ci (< 2 min, every stage), tiny (~10 min on 2 CPU cores), "
+HELP = ("Run the whole pipeline on built-in defaults: dong2026 dataset, train the latent FM closure (MP), its "
+        "one-step reflow student (the stochastic one-step closure) and the 10-step physical diffusion baseline, "
+        "export, benchmark, online runs (no / true / the three learned closures), evaluate, report. Sizes: ci "
+        "(< 2 min, every stage), tiny (~10 min on 2 CPU cores), "
         "small (~2 h on 2 CPU cores), paper (hours of CPU for data, then a GPU). Resumable: rerun to continue. "
         "--case les: the kolmogorov LES demo instead (learned closure vs none / Smagorinsky / Leith vs a DNS).")
 

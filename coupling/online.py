@@ -7,7 +7,7 @@ Closure specs (``--closure``)
 ``none``                      no closure
 ``smagorinsky`` / ``leith``   eddy viscosity (:mod:`coupling.eddy_viscosity`; ``--closure-coef``)
 ``PATH.pt``                   a learned artifact (:class:`~coupling.learned.ArtifactClosure`)
-``dong2026-default``          the one-step latent FM artifact shipped in ``coupling/artifacts/``
+``dong2026-default``          the one-step latent reflow artifact shipped in ``coupling/artifacts/``
 ``replay:DATA.h5[:TRAJ]``     the true closure of a dataset trajectory (:class:`~coupling.replay.ReplayClosure`)
 
 The equation follows the closure's target (and the run says so):
