@@ -209,13 +209,17 @@ class FlowEuler(Sampler):
         times = self.times.to(x.dtype)
         for k in range(self.n_steps):
             dt = times[k + 1] - times[k]
-            x = x + dt * self.network(times[k].expand(batch), x, c)
+            x = x + dt * self._velocity(times[k].expand(batch), times[k + 1].expand(batch), x, c)
             if keep:
                 states.append(x)
         return x, states
 
+    def _velocity(self, t: Tensor, t_next: Tensor, x: Tensor, c: Tensor) -> Tensor:
+        """The field the step follows from ``t`` to ``t_next``: the instantaneous velocity ``v(t, x, c)``."""
+        return self.network(t, x, c)
 
-class MeanFlowJump(Sampler):
+
+class MeanFlowJump(FlowEuler):
     """Jumps along the flow-matching ODE with a learned average velocity (:class:`closure.paths.MeanFlow`).
 
     ``x_{k+1} = x_k + (t_{k+1} − t_k) u(x_k, t_k, t_{k+1}, c)``, ``t_k = k / n_steps``. With the exact average
@@ -231,20 +235,12 @@ class MeanFlowJump(Sampler):
     """
 
     def __init__(self, network: nn.Module, n_steps: int = 1) -> None:
-        super().__init__(network, n_steps, "meanflow", n_steps)
-        self.register_buffer("times", torch.linspace(0.0, 1.0, n_steps + 1, dtype=torch.float64))
+        super().__init__(network, n_steps)
+        self.name = "meanflow"
 
-    def _run(self, x_init: Tensor, c: Tensor, step_noise: Optional[Tensor], keep: bool) -> Tuple[Tensor, List[Tensor]]:
-        x = x_init
-        states: List[Tensor] = [x] if keep else []
-        batch = x.shape[0]
-        times = self.times.to(x.dtype)
-        for k in range(self.n_steps):
-            dt = times[k + 1] - times[k]
-            x = x + dt * self.network(times[k].expand(batch), x, c, times[k + 1].expand(batch))
-            if keep:
-                states.append(x)
-        return x, states
+    def _velocity(self, t: Tensor, t_next: Tensor, x: Tensor, c: Tensor) -> Tensor:
+        """The average velocity ``u(x, t, t_next, c)`` of the jump."""
+        return self.network(t, x, c, t_next)
 
 
 class InterpolantEulerMaruyama(Sampler):
