@@ -24,7 +24,7 @@ set -x
 if has data; then
   for tg in $TARGETS; do
     [ -f "$W/data-$tg.h5" ] || kolmo dataset --preset kolmogorov --fine "$FINE" --coarse "$COARSE" --target "$tg" \
-        --trajectories "$TRAJ" --test-trajectories "$TEST" --burn-in "$BURN" --t-end "$TEND" --every "$EVERY" \
+        --trajectories "$TRAJ" --test-trajectories "$TEST" --burn-in "$BURN" --t-end "$TEND" --save-every "$EVERY" \
         --threads 1 --out "$W/data-$tg.h5"
   done
 fi
@@ -92,7 +92,7 @@ if has true; then  # the exact closures replayed (upper bound): 2 trajectories r
   for tg in $TARGETS; do
     [ -f "$W/data-$tg-every-step.h5" ] || kolmo dataset --preset kolmogorov --fine "$FINE" --coarse "$COARSE" --target "$tg" \
         --trajectories 2 --test-trajectories 1 --burn-in "$BURN" --t-end "$(python3 -c "print($BURN + $T_TRUE)")" \
-        --every "$REC" --threads 1 --out "$W/data-$tg-every-step.h5"
+        --save-every "$REC" --threads 1 --out "$W/data-$tg-every-step.h5"
     [ -f "$W/les/true-$tg.h5" ] || kolmo run --grid "$COARSE" --init "$W/data-$tg-every-step.h5:test:0" \
         --closure "replay:$W/data-$tg-every-step.h5" --time "$(python3 -c "print($T_TRUE - 0.5)")" --save-every 0.5 --threads 1 \
         --out "$W/les/true-$tg.h5"
