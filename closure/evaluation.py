@@ -48,6 +48,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from closure.data import ClosurePairs, Normalisation
 from closure.errors import ConfigurationError
@@ -232,12 +233,7 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
     if samples < 2:
         raise ConfigurationError(f"samples = {samples}; at least 2 are needed for spread metrics")
     model.eval()
-    from kolmo.pairs import Pairs
-
-    with Pairs(data, "test") as pairs:
-        n_test, grid = len(pairs), pairs.n
-    if grid != model.config.grid:
-        raise ShapeError(f"the test data are on a {grid}² grid; the model was trained on {model.config.grid}²")
+    n_test = _test_size(model, data)
     rows = evenly_spaced_rows(n_test, conditions)
     test = ClosurePairs(data, "test", normalisation, rows=rows, dtype=torch.float32)
     s_obj = model.make_sampler(steps, sampler)
@@ -247,9 +243,7 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
     stochastic_straight = model.stochastic_steps(sampler)
     gen = torch.Generator().manual_seed(seed)
     batch = batch or samples
-    per: dict[str, list[float]] = {k: [] for k in ("ensemble_mean_rel_error", "sample_std", "sample_std_rel",
-                                                   "spectrum_error", "crps", "crps_rel", "straightness",
-                                                   "field_std_ratio", "high_band_energy_ratio")}
+    per: dict[str, list[float]] = {k: [] for k in _PER_CONDITION}
     all_errors: list[np.ndarray] = []
     variances: list[float] = []
     sq_errors: list[float] = []
@@ -257,36 +251,14 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
     for i in range(len(test)):
         omega_n = test.omega[i:i + 1]
         truth = normalisation.closure_physical(test.closure[i, 0].double()).numpy()
-        draws = []
-        for start in range(0, samples, batch):
-            b = min(batch, samples - start)
-            noise = torch.randn(model.noise_shape(b, steps, sampler), generator=gen)
-            t0 = time.perf_counter()
-            h_n = model.sample(omega_n.expand(b, -1, -1, -1), noise, steps, sampler)
-            seconds += time.perf_counter() - t0
-            draws.append(normalisation.closure_physical(h_n[:, 0].double()).numpy())
-        ens = np.concatenate(draws)
-        rms = float(np.sqrt((truth**2).mean()))
-        per["ensemble_mean_rel_error"].append(ensemble_mean_relative_error(ens, truth))
-        all_errors.append(per_sample_relative_errors(ens, truth))
-        per["sample_std"].append(pixel_std(ens))
-        per["sample_std_rel"].append(per["sample_std"][-1] / rms)
-        per["spectrum_error"].append(spectrum_error(ens, truth, L or 1.0))
-        per["field_std_ratio"].append(field_std_ratio(ens, truth))
-        per["high_band_energy_ratio"].append(high_band_energy_ratio(ens, truth, L or 1.0))
-        per["crps"].append(fair_crps(ens, truth))
-        per["crps_rel"].append(per["crps"][-1] / rms)
-        v, e = spread_skill_terms(ens, truth)
+        ens, dt = _draw_ensemble(model, normalisation, omega_n, samples, batch, steps, sampler, gen)
+        seconds += dt
+        errors_i, v, e = _score_condition(per, ens, truth, L or 1.0)
+        all_errors.append(errors_i)
         variances.append(v)
         sq_errors.append(e)
-        k = min(samples, _STRAIGHTNESS_SAMPLES)
-        noise = torch.randn(model.noise_shape(k, straight_steps, sampler), generator=gen)
-        c = model.encode_condition(omega_n.expand(k, -1, -1, -1))
-        x_init = noise[0] if stochastic_straight else noise
-        if model.config.family == "si" and model.config.si_source == "empirical":
-            x_init = c
-        _, s_path = straight.trajectory(x_init, c, noise[1:] if stochastic_straight else None)
-        per["straightness"].append(float(s_path.mean()))
+        per["straightness"].append(_straightness(model, straight, omega_n, min(samples, _STRAIGHTNESS_SAMPLES),
+                                                 straight_steps, sampler, stochastic_straight, gen))
     errors = np.concatenate(all_errors)
     cfg = model.config
     geometry = _latent_geometry(model, normalisation, data, n_test) if cfg.latent else {}
@@ -302,6 +274,69 @@ def evaluate_model(model: ClosureModel, normalisation: Normalisation, data: str 
         "per_condition": per, **geometry,
     })
     return out
+
+
+_PER_CONDITION = ("ensemble_mean_rel_error", "sample_std", "sample_std_rel", "spectrum_error", "crps", "crps_rel",
+                  "straightness", "field_std_ratio", "high_band_energy_ratio")
+"""The per-condition metrics of :func:`evaluate_model`, in the order of its ``per_condition`` dict."""
+
+
+def _test_size(model: ClosureModel, data: str | os.PathLike) -> int:
+    """Pairs in the test split of ``data`` (:class:`ShapeError` when its grid is not the model's)."""
+    from kolmo.pairs import Pairs
+
+    with Pairs(data, "test") as pairs:
+        n_test, grid = len(pairs), pairs.n
+    if grid != model.config.grid:
+        raise ShapeError(f"the test data are on a {grid}² grid; the model was trained on {model.config.grid}²")
+    return n_test
+
+
+def _draw_ensemble(model: ClosureModel, normalisation: Normalisation, omega_n: Tensor, samples: int, batch: int,
+                   steps: Optional[int], sampler: Optional[str],
+                   gen: torch.Generator) -> tuple[np.ndarray, float]:
+    """``samples`` physical closures drawn for the condition ``omega_n (1, 1, n, n)``, ``batch`` per model
+    call, and the seconds spent in :meth:`ClosureModel.sample`."""
+    draws = []
+    seconds = 0.0
+    for start in range(0, samples, batch):
+        b = min(batch, samples - start)
+        noise = torch.randn(model.noise_shape(b, steps, sampler), generator=gen)
+        t0 = time.perf_counter()
+        h_n = model.sample(omega_n.expand(b, -1, -1, -1), noise, steps, sampler)
+        seconds += time.perf_counter() - t0
+        draws.append(normalisation.closure_physical(h_n[:, 0].double()).numpy())
+    return np.concatenate(draws), seconds
+
+
+def _score_condition(per: dict[str, list[float]], ens: np.ndarray, truth: np.ndarray,
+                     L: float) -> tuple[np.ndarray, float, float]:
+    """Append the per-condition metrics of ``ens`` against ``truth`` to ``per``; returns the per-sample
+    relative errors and the spread-skill terms ``(variance, squared error)``."""
+    rms = float(np.sqrt((truth**2).mean()))
+    per["ensemble_mean_rel_error"].append(ensemble_mean_relative_error(ens, truth))
+    errors = per_sample_relative_errors(ens, truth)
+    per["sample_std"].append(pixel_std(ens))
+    per["sample_std_rel"].append(per["sample_std"][-1] / rms)
+    per["spectrum_error"].append(spectrum_error(ens, truth, L))
+    per["field_std_ratio"].append(field_std_ratio(ens, truth))
+    per["high_band_energy_ratio"].append(high_band_energy_ratio(ens, truth, L))
+    per["crps"].append(fair_crps(ens, truth))
+    per["crps_rel"].append(per["crps"][-1] / rms)
+    v, e = spread_skill_terms(ens, truth)
+    return errors, v, e
+
+
+def _straightness(model: ClosureModel, straight: Any, omega_n: Tensor, k: int, straight_steps: int,
+                  sampler: Optional[str], stochastic: bool, gen: torch.Generator) -> float:
+    """Mean path straightness of ``k`` sampler trajectories for the condition ``omega_n``."""
+    noise = torch.randn(model.noise_shape(k, straight_steps, sampler), generator=gen)
+    c = model.encode_condition(omega_n.expand(k, -1, -1, -1))
+    x_init = noise[0] if stochastic else noise
+    if model.config.family == "si" and model.config.si_source == "empirical":
+        x_init = c
+    _, s_path = straight.trajectory(x_init, c, noise[1:] if stochastic else None)
+    return float(s_path.mean())
 
 
 def _latent_geometry(model: ClosureModel, normalisation: Normalisation, data: str | os.PathLike,

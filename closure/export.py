@@ -225,14 +225,7 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
     """
     t0 = time.perf_counter()
     out = Path(out)
-    if out.exists():
-        raise OutputExistsError(f"{out} exists; choose another --out (artifacts are never overwritten)")
-    if not out.parent.is_dir():
-        raise ConfigurationError(f"the folder of --out, {out.parent}, does not exist")
-    if dtype not in DTYPES:
-        raise ConfigurationError(f"dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
-    if format not in ("torchscript", "aoti"):
-        raise ConfigurationError(f"format {format!r} is not supported; expected torchscript or aoti")
+    _check_request(out, dtype, format)
     dev = resolve_device(device)
     tdtype = DTYPES[dtype]
     model = copy.deepcopy(model).to(device=dev, dtype=tdtype).eval()
@@ -255,31 +248,53 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
         except Exception as exc:  # noqa: BLE001 - TorchScript raises many types
             raise ExportError(f"TorchScript could not compile the closure ({str(exc).splitlines()[0]})") from None
         torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
-        try:  # the one reader of every host (coupling.artifact), with its metadata validation
-            back = load_artifact(tmp, dev, dtype, probe=False)
-        except ArtifactFormatError as exc:
-            raise ExportCheckError(f"{exc}; the file was not kept") from None
-        loaded, meta_back = back.module, back.metadata
-        if meta_back != json.loads(json.dumps(meta)):
-            raise ExportCheckError(f"{out}: metadata did not round-trip through the saved file")
-        with torch.no_grad():
-            got = loaded.sample(omega, noise)
-            shape = [int(s) for s in loaded.noise_shape(check_batch)]
-            drawn = loaded(omega)
-        if shape != list(noise.shape) or tuple(drawn.shape) != tuple(reference.shape):
-            raise ExportCheckError(f"{out}: reloaded artifact's noise_shape {shape} / forward shape "
-                                   f"{tuple(drawn.shape)} differ from the eager {list(noise.shape)} / "
-                                   f"{tuple(reference.shape)}")
-        diff = float((got - reference).abs().max())
-        if not diff <= tolerance:
-            raise ExportCheckError(
-                f"{out}: reloaded artifact differs from the eager model on fixed noise by {diff:.3g} (max abs), "
-                f"above the bound {tolerance:.3g} = {SELF_CHECK_RTOL[dtype]:g} x closure std "
-                f"{normalisation.closure_std:.3g}; the file was not kept")
+        diff = _verify_reloaded(tmp, out, meta, dev, dtype, omega, noise, reference, tolerance, normalisation,
+                                check_batch)
         _publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0)
+
+
+def _check_request(out: Path, dtype: str, format: str) -> None:
+    """Refuse an export before any work: an existing ``out``, a missing folder, an unknown dtype or format."""
+    if out.exists():
+        raise OutputExistsError(f"{out} exists; choose another --out (artifacts are never overwritten)")
+    if not out.parent.is_dir():
+        raise ConfigurationError(f"the folder of --out, {out.parent}, does not exist")
+    if dtype not in DTYPES:
+        raise ConfigurationError(f"dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
+    if format not in ("torchscript", "aoti"):
+        raise ConfigurationError(f"format {format!r} is not supported; expected torchscript or aoti")
+
+
+def _verify_reloaded(tmp: Path, out: Path, meta: dict[str, Any], dev: torch.device, dtype: str, omega: Tensor,
+                     noise: Tensor, reference: Tensor, tolerance: float, normalisation: Normalisation,
+                     check_batch: int) -> float:
+    """Reload the saved ``tmp`` through the hosts' reader and compare it with the eager ``reference`` on the
+    fixed inputs (metadata, shapes, values); returns the max abs difference (:class:`ExportCheckError`)."""
+    try:  # the one reader of every host (coupling.artifact), with its metadata validation
+        back = load_artifact(tmp, dev, dtype, probe=False)
+    except ArtifactFormatError as exc:
+        raise ExportCheckError(f"{exc}; the file was not kept") from None
+    loaded, meta_back = back.module, back.metadata
+    if meta_back != json.loads(json.dumps(meta)):
+        raise ExportCheckError(f"{out}: metadata did not round-trip through the saved file")
+    with torch.no_grad():
+        got = loaded.sample(omega, noise)
+        shape = [int(s) for s in loaded.noise_shape(check_batch)]
+        drawn = loaded(omega)
+    if shape != list(noise.shape) or tuple(drawn.shape) != tuple(reference.shape):
+        raise ExportCheckError(f"{out}: reloaded artifact's noise_shape {shape} / forward shape "
+                               f"{tuple(drawn.shape)} differ from the eager {list(noise.shape)} / "
+                               f"{tuple(reference.shape)}")
+    diff = float((got - reference).abs().max())
+    if not diff <= tolerance:
+        raise ExportCheckError(
+            f"{out}: reloaded artifact differs from the eager model on fixed noise by {diff:.3g} (max abs), "
+            f"above the bound {tolerance:.3g} = {SELF_CHECK_RTOL[dtype]:g} x closure std "
+            f"{normalisation.closure_std:.3g}; the file was not kept")
+    return diff
 
 
 def _aoti_compiler() -> Optional[str]:

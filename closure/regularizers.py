@@ -325,13 +325,26 @@ def diffusion_potential(
     if not decay > 0:
         raise ValueError(f"decay must be > 0, got {decay}")
     if n_landmarks is None or n_landmarks >= n:
-        d = cdist(x, x)
-        eps = _kth_neighbour_distance(d, knn, np.arange(n))
-        p = _alpha_decay_markov(d, eps, eps, decay, thresh)
-        return -np.log(np.linalg.matrix_power(p, t) + 1e-7)
+        return _exact_potential(x, knn, t, decay, thresh)
     m = int(n_landmarks)
     if not knn < m:
         raise ValueError(f"n_landmarks must exceed knn = {knn}, got {m}")
+    return _landmark_potential(x, knn, t, decay, thresh, m, seed)
+
+
+def _exact_potential(x: np.ndarray, knn: int, t: int, decay: float, thresh: float) -> np.ndarray:
+    """Steps 1–6 of :func:`diffusion_potential` on all ``n`` points, ``(n, n)``."""
+    n = x.shape[0]
+    d = cdist(x, x)
+    eps = _kth_neighbour_distance(d, knn, np.arange(n))
+    p = _alpha_decay_markov(d, eps, eps, decay, thresh)
+    return -np.log(np.linalg.matrix_power(p, t) + 1e-7)
+
+
+def _landmark_potential(x: np.ndarray, knn: int, t: int, decay: float, thresh: float, m: int,
+                        seed: int) -> np.ndarray:
+    """The landmark form of :func:`diffusion_potential` with ``m`` seeded uniform landmarks, ``(n, m)``."""
+    n = x.shape[0]
     rng = np.random.default_rng(seed)
     landmarks = np.sort(rng.choice(n, size=m, replace=False))
     xl = x[landmarks]

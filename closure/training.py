@@ -37,375 +37,34 @@ setting or another dataset is refused (:class:`~closure.errors.CheckpointMismatc
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import random
 import time
 import uuid
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from closure.autoencoders import ConvAutoencoder
-from closure.data import ClosurePairs, DatasetInfo, Normalisation, read_info, split_trajectories
-from closure.errors import CheckpointError, CheckpointMismatchError, ConfigurationError, OutputExistsError
+from closure.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LoadedRun, check_compatible, load_run, \
+    numpy_rng_state, read_checkpoint, resume_config, save_checkpoint, set_numpy_rng_state, write_run_json
+from closure.data import ClosurePairs, DatasetInfo, read_info, split_trajectories
+from closure.errors import CheckpointMismatchError, ConfigurationError, OutputExistsError
+from closure.losses import autoencoder_loss, joint_loss, loss_weights
 from closure.models import ClosureModel, ModelConfig
+from closure.regularizers import diffusion_potential, potential_distance_median
 from closure.sampling import standardise
-from closure.regularizers import GA_SCALES, GA_WEIGHT, KL_WEIGHT, MP_WEIGHT, batch_kl_loss, diffusion_potential, \
-    geometry_aware_loss, metric_preserving_loss, potential_distance_median, scaled_geometry_aware_loss
+from closure.train_config import TrainConfig, TrainEvent, TrainResult
 from coupling.artifact import resolve_device
-from kolmo.atomic import atomic_output, write_json
 
 __all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
            "read_checkpoint", "autoencoder_loss", "joint_loss", "loss_weights", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "kolmo-closure-checkpoint"
-CHECKPOINT_VERSION = 1
-RESUMABLE_CHANGES = ("epochs", "device", "data")
-"""Settings a resumed run may change (the data file may move; its fingerprint must match)."""
-_LEGACY_DEFAULTS = {"ga_scale": "reference", "standardise": True}
-"""Settings absent from checkpoints written before they existed, with the behaviour those runs had."""
 _VALIDATION_SEED_OFFSET = 7919
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run (stored in its checkpoints).
-
-    Attributes
-    ----------
-    data : str
-        Dataset file (``kolmo dataset``).
-    model : ModelConfig
-        Architecture; ``grid`` is taken from the data.
-    epochs, ae_epochs : int
-        Generator (or joint) epochs and autoencoder-phase epochs.
-    batch : int
-        Mini-batch size.
-    lr, lr_step, lr_gamma : float, int, float
-        Adam learning rate, StepLR period (epochs) and factor (reference 1e-3, 100, 0.5).
-    device : str
-        ``"cpu"`` or ``"cuda"`` (no fallback).
-    seed : int
-        Seeds model initialisation, shuffling, path noise and the validation split.
-    validation_fraction : float
-        Share of training trajectories held out for validation.
-    mp_weight, mp_k : float, int
-        MP regularizer weight and neighbours.
-    ga_weight, ga_knn, ga_t, ga_landmarks : float, int, int, int or None
-        GA weight and PHATE settings (``None``: exact potentials).
-    ga_scale : {"median", "reference"}
-        GA term: median-normalised distances with a scale fit
-        (:func:`~closure.regularizers.scaled_geometry_aware_loss`, default) or the published formula
-        (:func:`~closure.regularizers.geometry_aware_loss`, negligible at potential distances of O(100)).
-    standardise : bool
-        Measure the scalar standardisation ``x1 = (z − a)/b`` of latent models on the training latents
-        (default); ``False`` keeps ``a = 0, b = 1`` for the target and condition latents (the raw latents,
-        as the reference code; for the latent-geometry study).
-    joint_closure_weight, joint_omega_weight, joint_kl_weight : float
-        Weights of ``MSE_H``, ``MSE_ω`` and ``KL_batch`` in joint training (1000, 1, 0.1).
-    teacher : str, optional
-        Run directory of the trained ``fm`` / ``latent-fm`` teacher of a ``reflow`` model (required there,
-        refused elsewhere). The student copies its architecture, coders, standardisation and network.
-    teacher_steps : int
-        Euler steps of the teacher's sampler that draws the couplings ``x0 → x1*`` (default 20).
-    """
-
-    data: str
-    model: ModelConfig
-    epochs: int = 200
-    ae_epochs: int = 100
-    batch: int = 64
-    lr: float = 1e-3
-    lr_step: int = 100
-    lr_gamma: float = 0.5
-    device: str = "cpu"
-    seed: int = 0
-    validation_fraction: float = 0.1
-    mp_weight: float = MP_WEIGHT
-    mp_k: int = 5
-    ga_weight: float = GA_WEIGHT
-    ga_knn: int = 10
-    ga_t: int = 10
-    ga_landmarks: Optional[int] = 2000
-    ga_scale: str = "median"
-    standardise: bool = True
-    joint_closure_weight: float = 1000.0
-    joint_omega_weight: float = 1.0
-    joint_kl_weight: float = KL_WEIGHT
-    teacher: Optional[str] = None
-    teacher_steps: int = 20
-
-    def validate(self) -> "TrainConfig":
-        if self.epochs < 1:
-            raise ConfigurationError(f"epochs = {self.epochs}; expected >= 1")
-        if self.ae_epochs < 0:
-            raise ConfigurationError(f"ae_epochs = {self.ae_epochs}; expected >= 0")
-        if self.batch < 2:
-            raise ConfigurationError(f"batch = {self.batch}; expected >= 2")
-        if self.model.reg == "mp" and self.batch <= self.mp_k:
-            raise ConfigurationError(f"batch = {self.batch} with MP needs more than k = {self.mp_k} members")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigurationError(f"lr = {self.lr}; expected a positive number")
-        if self.model.family == "reflow" and not self.teacher:
-            raise ConfigurationError(f"model {self.model.model} trains on couplings drawn by a trained flow-matching "
-                                     "teacher: pass --teacher RUN_DIR (a latent-fm or fm run on the same data)")
-        if self.model.family != "reflow" and self.teacher:
-            raise ConfigurationError(f"--teacher applies to reflow models only; model {self.model.model} has none")
-        if not (self.ga_weight >= 0 and math.isfinite(self.ga_weight)):
-            raise ConfigurationError(f"ga_weight = {self.ga_weight}; expected a finite number >= 0")
-        if self.ga_scale not in GA_SCALES:
-            raise ConfigurationError(f"unknown ga_scale {self.ga_scale!r}; valid: {', '.join(GA_SCALES)}")
-        if self.teacher_steps < 1:
-            raise ConfigurationError(f"teacher_steps = {self.teacher_steps}; expected >= 1")
-        if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
-            raise ConfigurationError(f"StepLR({self.lr_step}, {self.lr_gamma}); expected step >= 1, 0 < gamma <= 1")
-        self.model.validate()
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["model"] = self.model.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = {**_LEGACY_DEFAULTS, **d}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigurationError(f"unknown training settings {unknown}")
-        d["model"] = ModelConfig.from_dict(d["model"])
-        return cls(**d)
-
-    def phases(self) -> list[tuple[str, int]]:
-        """``[(phase, epochs), ...]`` in order."""
-        if self.model.reg == "joint":
-            return [("joint", self.epochs)]
-        if self.model.trains_autoencoders and self.ae_epochs > 0:
-            return [("autoencoder", self.ae_epochs), ("generator", self.epochs)]
-        return [("generator", self.epochs)]
-
-
-@dataclass(frozen=True)
-class TrainEvent:
-    """Progress report: ``kind`` is ``"phase"`` (a phase starts), ``"batch"``, ``"epoch"`` or ``"done"``; an
-    epoch carries every loss term, ``components`` unweighted and ``weighted`` (times :func:`loss_weights`)."""
-
-    kind: str
-    phase: str
-    epoch: int
-    epochs: int
-    batch: int = 0
-    batches: int = 0
-    loss: float = float("nan")
-    components: dict[str, float] = field(default_factory=dict)
-    val_loss: Optional[float] = None
-    lr: float = float("nan")
-    samples_per_s: float = float("nan")
-    best: bool = False
-    message: str = ""
-    weighted: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class TrainResult:
-    """Outcome of :func:`train`: where it is, its history, best validation loss, throughput (samples/s)."""
-
-    run_dir: Path
-    run_id: str
-    history: list[dict[str, Any]]
-    best: Optional[dict[str, Any]]
-    throughput: dict[str, float]
-    parameters: dict[str, int]
-    seconds: float
-
-
-@dataclass
-class LoadedRun:
-    """A trained model read back from a run directory (:func:`load_run`)."""
-
-    model: ClosureModel
-    normalisation: Normalisation
-    dataset: dict[str, Any]
-    config: TrainConfig
-    run_id: str
-    history: list[dict[str, Any]]
-    checkpoint: Path
-    epoch: int
-    phase: str
-
-
-# ---------------------------------------------------------------------------------------------- checkpoints
-def _numpy_state() -> list[Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
-
-
-def _set_numpy_state(s: list[Any]) -> None:
-    np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), s[2], s[3], s[4]))
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and check a training checkpoint (:class:`CheckpointError` when missing, corrupt or foreign)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} does not exist (is this a `kolmo train` run directory?)")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {p} is unreadable or corrupt ({first[:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p} is not a {CHECKPOINT_FORMAT} file")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{p}: checkpoint version {ckpt.get('version')!r}; expected {CHECKPOINT_VERSION}")
-    return ckpt
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through :func:`kolmo.atomic.atomic_output` (a crash never leaves a truncated checkpoint)."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _atomic_json(obj: Any, path: Path) -> None:
-    write_json(path, obj, indent=1, sort_keys=True)
-
-
-def _differences(saved: dict[str, Any], asked: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(saved) | set(asked)):
-        if not prefix and key in RESUMABLE_CHANGES:
-            continue
-        a, b = saved.get(key), asked.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, prefix + key + ".")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} in the checkpoint, {b!r} asked")
-    return out
-
-
-def _check_compatible(ckpt: dict[str, Any], config: TrainConfig, info: DatasetInfo, path: Path) -> None:
-    diffs = _differences({**_LEGACY_DEFAULTS, **ckpt["config"]}, config.to_dict())
-    saved_fp = ckpt["dataset"].get("fingerprint")
-    if saved_fp != info.fingerprint:
-        diffs.append(f"dataset fingerprint: {saved_fp!r} in the checkpoint, {info.fingerprint!r} of {info.path}")
-    if diffs:
-        saved = ModelConfig.from_dict(ckpt["config"]["model"]).describe()
-        raise CheckpointMismatchError(
-            f"{path} was trained as {saved} and cannot be resumed with these settings; it differs in: "
-            + "; ".join(diffs) + f". Only {', '.join(RESUMABLE_CHANGES)} may change on --resume")
-
-
-def resume_config(run_dir: str | os.PathLike, **overrides: Any) -> TrainConfig:
-    """The configuration stored in ``run_dir/last.pt`` with ``overrides`` applied (model settings by their
-    :class:`ModelConfig` names); used by ``kolmo train --resume`` for options not given again."""
-    ckpt = read_checkpoint(Path(run_dir) / "last.pt")
-    d = ckpt["config"]
-    model_keys = {f.name for f in fields(ModelConfig)}
-    model_over = {k: v for k, v in overrides.items() if k in model_keys}
-    rest = {k: v for k, v in overrides.items() if k not in model_keys}
-    cfg = TrainConfig.from_dict(d)
-    return replace(cfg, model=replace(cfg.model, **model_over), **rest)
-
-
-def load_run(run_dir: str | os.PathLike, checkpoint: str = "best") -> LoadedRun:
-    """The trained model of a run directory: ``best.pt`` (falls back to ``last.pt`` if absent) or ``last.pt``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
-    if checkpoint not in ("best", "last"):
-        raise ConfigurationError(f"checkpoint {checkpoint!r}; expected best or last")
-    path = run_dir / f"{checkpoint}.pt"
-    if checkpoint == "best" and not path.is_file():
-        path = run_dir / "last.pt"
-    ckpt = read_checkpoint(path)
-    config = TrainConfig.from_dict(ckpt["config"])
-    model = ClosureModel(config.model)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: model weights do not fit {config.model.describe()} ({str(exc)[:200]})") \
-            from None
-    model.eval()
-    return LoadedRun(model=model, normalisation=Normalisation.from_dict(ckpt["dataset"]["normalisation"]),
-                     dataset=ckpt["dataset"], config=config, run_id=ckpt["run_id"], history=ckpt["history"],
-                     checkpoint=path, epoch=int(ckpt["epoch"]), phase=str(ckpt["phase"]))
-
-
-# ---------------------------------------------------------------------------------------------- losses
-def autoencoder_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, config: TrainConfig,
-                     distances: Optional[Tensor] = None,
-                     ga_median: Optional[float] = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """Autoencoder-phase loss on a batch ``ω_n, H_n`` ``(B, 1, N, N)``.
-
-    ``MSE(D_H(z), H_n) + λ_MP L_MP(z, H_n)`` (reg mp) or ``+ λ_GA L_GA(z, D)`` (reg ga, with the batch's
-    diffusion-potential distances ``distances (B, B)``; skipped when ``None``), ``z = E_H(H_n)``, for a conv
-    target autoencoder; ``+ MSE(D_ω(E_ω(ω_n)), ω_n)`` for a learned condition encoder. ``L_GA`` is
-    :func:`~closure.regularizers.scaled_geometry_aware_loss` with ``ga_median`` (the training-set median of
-    ``D``; required) for ``config.ga_scale == "median"``, the reference formula otherwise. Returns the total
-    and its named parts (unweighted; weights in :func:`loss_weights`).
-    """
-    parts: dict[str, Tensor] = {}
-    total = torch.zeros((), device=closure_n.device, dtype=closure_n.dtype)
-    if isinstance(model.target_coder, ConvAutoencoder):
-        z = model.target_coder.encode(closure_n)
-        parts["mse_H"] = F.mse_loss(model.target_coder.decode(z), closure_n)
-        total = total + parts["mse_H"]
-        if config.model.reg == "mp" and closure_n.shape[0] >= 2:
-            # small data: k is clamped to the batch (batch - 1 neighbours at most), e.g. a last
-            # validation batch or a dataset smaller than mp_k + 1 pairs
-            k = min(config.mp_k, closure_n.shape[0] - 1)
-            parts["mp"] = metric_preserving_loss(z, closure_n, k=k)
-            total = total + config.mp_weight * parts["mp"]
-        elif config.model.reg == "ga" and distances is not None:
-            if config.ga_scale == "median":
-                if ga_median is None:
-                    raise ConfigurationError("ga_scale 'median' needs the training-set median of the potential "
-                                             "distances (ga_median); got None")
-                parts["ga"] = scaled_geometry_aware_loss(z, distances, ga_median)
-            else:
-                parts["ga"] = geometry_aware_loss(z, distances)
-            total = total + config.ga_weight * parts["ga"]
-    if isinstance(model.condition_coder, ConvAutoencoder):
-        parts["mse_w"] = F.mse_loss(model.condition_coder.decode(model.condition_coder.encode(omega_n)), omega_n)
-        total = total + parts["mse_w"]
-    return total, parts
-
-
-def joint_loss(model: ClosureModel, omega_n: Tensor, closure_n: Tensor, config: TrainConfig,
-               generator: Optional[torch.Generator] = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """End-to-end loss ``1000 MSE_H + MSE_ω + 0.1 KL_batch(z_H) + L_gen`` on a batch (weights from ``config``).
-
-    ``L_gen`` is the path loss on ``(E_H(H_n), E_ω(ω_n))``, so it back-propagates into both encoders;
-    ``MSE_ω`` only with a learned condition encoder. Returns the total and its named parts (unweighted).
-    """
-    z = model.target_coder.encode(closure_n)
-    parts: dict[str, Tensor] = {"mse_H": F.mse_loss(model.target_coder.decode(z), closure_n)}
-    total = config.joint_closure_weight * parts["mse_H"]
-    if isinstance(model.condition_coder, ConvAutoencoder):
-        zc = model.condition_coder.encode(omega_n)
-        parts["mse_w"] = F.mse_loss(model.condition_coder.decode(zc), omega_n)
-        total = total + config.joint_omega_weight * parts["mse_w"]
-    parts["kl"] = batch_kl_loss(z)
-    parts["gen"] = model.path_loss(model.encode_target(closure_n), model.encode_condition(omega_n), generator)
-    return total + config.joint_kl_weight * parts["kl"] + parts["gen"], parts
-
-
-def loss_weights(config: TrainConfig, phase: str) -> dict[str, float]:
-    """Weight of each named loss part of ``phase`` (``total = Σ weight · part``): ``mse_H``, ``mse_w``,
-    ``mp``, ``ga``, ``kl``, ``gen``."""
-    if phase == "joint":
-        return {"mse_H": config.joint_closure_weight, "mse_w": config.joint_omega_weight,
-                "kl": config.joint_kl_weight, "gen": 1.0}
-    return {"mse_H": 1.0, "mse_w": 1.0, "mp": config.mp_weight, "ga": config.ga_weight, "gen": 1.0}
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -468,7 +127,7 @@ class _Trainer:
         self.restored_optim = {"phase": ckpt["phase"], "optimizer": ckpt["optimizer"], "scheduler": ckpt["scheduler"]}
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
-        _set_numpy_state(rng["numpy"])
+        set_numpy_rng_state(rng["numpy"])
         random.setstate(rng["python"])
         self.shuffle_gen.set_state(rng["shuffle"])
         self.noise_gen.set_state(rng["noise"])
@@ -483,13 +142,13 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "history": self.history, "best": self.best, "throughput": self.throughput,
             "parameters": self.model.parameter_counts(), "torch_version": str(torch.__version__),
-            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
                     "shuffle": self.shuffle_gen.get_state(), "noise": self.noise_gen.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
         }
 
     def write_summary(self) -> None:
-        _atomic_json({"run_id": self.run_id, "config": self.config.to_dict(), "dataset": self.info.to_dict(),
+        write_run_json({"run_id": self.run_id, "config": self.config.to_dict(), "dataset": self.info.to_dict(),
                       "split": self.split, "model": self.config.model.describe(),
                       "parameters": self.model.parameter_counts(), "phases": self.config.phases(),
                       "history": self.history, "best": self.best, "throughput_samples_per_s": self.throughput,
@@ -660,9 +319,9 @@ class _Trainer:
         if improved:
             self.best = {"phase": phase, "epoch": self.epoch, "val_loss": val}
         state = self.checkpoint(phase)
-        _atomic_save(state, self.out / "last.pt")
+        save_checkpoint(state, self.out / "last.pt")
         if improved:
-            _atomic_save(state, self.out / "best.pt")
+            save_checkpoint(state, self.out / "best.pt")
         self.write_summary()
         self.progress(TrainEvent("epoch", phase, self.epoch, n_epochs, batches, batches, entry["train_loss"],
                                  components, val, lr, rate, improved, weighted=weighted))
@@ -729,7 +388,7 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
     ckpt = None
     if resume:  # compare first: a mismatch is the clearer message
         ckpt = read_checkpoint(out / "last.pt")
-        _check_compatible(ckpt, config, info, out / "last.pt")
+        check_compatible(ckpt, config, info, out / "last.pt")
     config.validate()
     if not resume and out.exists():
         raise OutputExistsError(f"run directory {out} exists; choose another --out, or pass --resume to continue it")

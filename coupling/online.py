@@ -249,19 +249,7 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
     cadence = [f"--closure-{k} {getattr(o, k):g}" for k in ("every", "jitter") if getattr(o, k) is not None]
     proto_targets: tuple[str, ...] | None = None
     if protocol is not None:
-        if protocol not in PROTOCOLS:
-            raise ConfigurationError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-        p = PROTOCOLS[protocol]
-        if preset is not None and preset != p["preset"]:
-            raise ConfigurationError(f"protocol {protocol} runs preset {p['preset']!r}, but preset {preset!r} was asked for")
-        preset = p["preset"]
-        grid = grid if grid is not None else p["grid"]
-        explicit.setdefault("dt", p["dt"])
-        explicit.setdefault("t_end", p["t_end"])
-        o.every = o.every if o.every is not None else p["every"]
-        o.jitter = o.jitter if o.jitter is not None else p["jitter"]
-        proto_targets = p["targets"]
-        notes.append(f"protocol {protocol}: {p['description']}")
+        preset, grid, proto_targets = _apply_protocol(protocol, preset, grid, explicit, o, notes)
     if o.seed is None:
         o.seed = int(explicit.get("seed", 0))
     c = make_closure(closure, o, init) if closure is not None else None
@@ -300,6 +288,24 @@ def prepare_run(preset: str | None, grid: int | None, overrides: Mapping[str, An
         notes.append(f"closure {c.name}: device {c.device}, dtype {c.dtype_name}, every {c.every} steps, "  # type: ignore[attr-defined]
                      f"jitter {c.jitter:g}, seed {c.seed}, {config.members} member(s) per call")  # type: ignore[attr-defined]
     return OnlineRun(config, c, notes)
+
+
+def _apply_protocol(protocol: str, preset: str | None, grid: int | None, explicit: dict[str, Any],
+                    o: ClosureOptions, notes: list[str]) -> tuple[str, int | None, tuple[str, ...]]:
+    """Fill ``explicit`` and ``o`` with the protocol's values where not given and note it; returns its
+    ``(preset, grid, targets)`` (:class:`ConfigurationError` for an unknown protocol or another preset)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigurationError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    p = PROTOCOLS[protocol]
+    if preset is not None and preset != p["preset"]:
+        raise ConfigurationError(f"protocol {protocol} runs preset {p['preset']!r}, but preset {preset!r} was asked for")
+    grid = grid if grid is not None else p["grid"]
+    explicit.setdefault("dt", p["dt"])
+    explicit.setdefault("t_end", p["t_end"])
+    o.every = o.every if o.every is not None else p["every"]
+    o.jitter = o.jitter if o.jitter is not None else p["jitter"]
+    notes.append(f"protocol {protocol}: {p['description']}")
+    return p["preset"], grid, p["targets"]
 
 
 def _les_dt_note(trained_dt: float, config: Config, explicit_dt: bool) -> str:

@@ -52,7 +52,8 @@ time steps: if the preset's Δt does not divide it, Δt is lowered to ``every / 
 
 Files and resuming
 ------------------
-The file is built as ``OUT.partial``; every dataset is preallocated at full size, each finished
+(The file's layout, resume checks and finalisation: :mod:`kolmo.dataset_file`; the closure terms:
+:mod:`kolmo.closure_terms`.) The file is built as ``OUT.partial``; every dataset is preallocated at full size, each finished
 batch is written at its fixed rows and then marked in the per-trajectory ``done`` mask. Rerunning
 with the same arguments resumes: finished batches are skipped, unfinished ones recomputed
 from the start. Batch composition and arithmetic do not depend on the interruption, so the
@@ -64,7 +65,6 @@ the end the train statistics and the fingerprint are computed and ``OUT.partial`
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import math
 import os
@@ -73,28 +73,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import h5py
 import numpy as np
 
 from kolmo import __version__
-from kolmo.coarse import coarsening_factor, gaussian_filter_hat, subsample, truncate_hat
-from kolmo.equation import VorticityEquation
-from kolmo.errors import ConfigurationError, FileFormatError, NonFiniteError, OutputExistsError
-from kolmo.fft import RealFFT2
-from kolmo.forcing import make_forcing
-from kolmo.grid import Grid
+from kolmo.closure_terms import MissingPhysicsRecorder, Recorder, SGSRecorder, \
+    coarse_equation, missing_physics_closure_hat, sgs_closure_hat  # noqa: F401 - the closures re-exported here
+from kolmo.coarse import coarsening_factor
+from kolmo.dataset_file import COARSE_GRAININGS, SPLIT_RULE, create, done_mask, finalize, open_partial, \
+    write_batch  # noqa: F401 - SPLIT_RULE re-exported here
+from kolmo.errors import ConfigurationError, NonFiniteError, OutputExistsError
 from kolmo.io import partial_path, to_json
-from kolmo.pairs import FINGERPRINT_DEFINITION, FORMAT, FORMAT_VERSION, SPLITS, fingerprint, split_statistics
 from kolmo.presets import PRESETS, Config, preset
 from kolmo.simulation import Simulation
-from kolmo.targets import DEFAULT_TARGETS, TARGETS, get_target, noise_floor, reduced_model
+from kolmo.targets import DEFAULT_TARGETS, get_target, reduced_model
 
-COARSE_GRAININGS: dict[str, str] = {
-    "subsample": "every (N_f/N_c)-th grid point, starting at index 0 (no filter)",
-    "sharp": "sharp spectral cutoff: keep the coarse grid's modes |n_x|, |n_y| < N_c/2 (coarse Nyquist dropped)",
-    "gaussian": "Gaussian filter exp(-|k|^2 D^2/24), D = L/N_c, then the sharp spectral cutoff",
-}
-SPLIT_RULE = "trajectory j < trajectories - test_trajectories -> train, else test (by trajectory, never by snapshot)"
 _BUILDER_FIELDS = ("n", "members", "first_member", "seed", "t_end", "save_every", "preset")
 
 
@@ -249,109 +241,6 @@ class DatasetSpec:
         return json.loads(to_json(args))
 
 
-# ---------------------------------------------------------------------------------------------- closures
-def missing_physics_closure_hat(equation: VorticityEquation, omega_hat: np.ndarray,
-                                noise_hat: np.ndarray | None = None) -> np.ndarray:
-    r"""Fine-grid :math:`\hat H = -P_f\widehat{u\cdot\nabla\omega}\;[+ \sigma_W\hat\xi]`, ``(B, N, N//2+1)``.
-
-    Without ``noise_hat`` the predictable part (target ``missing-physics``); with it the
-    noise-inclusive ``missing-physics-noisy``.
-
-    Parameters
-    ----------
-    equation
-        The fine :class:`VorticityEquation` (its 2/3 rule is :math:`P_f`).
-    omega_hat
-        Fine state at the recording time, ``(B, N, N//2+1)``.
-    noise_hat
-        The noise tendency drawn for the step that starts there (:attr:`Simulation.step_tendency_hat`),
-        or ``None``.
-    """
-    h = -equation.advection_hat(omega_hat)
-    if noise_hat is not None:
-        h += noise_hat
-    return h
-
-
-def sgs_closure_hat(fine_equation: VorticityEquation, coarse_equation: VorticityEquation,
-                    omega_hat: np.ndarray, filter_hat: np.ndarray | None = None,
-                    band_limited: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    r"""Coarse :math:`\hat{\bar\omega} = TG\hat\omega` and closure :math:`-\hat\tau`, each ``(B, N_c, N_c//2+1)``.
-
-    :math:`\tau = TG\,P_f\widehat{u\cdot\nabla\omega} - P_c\widehat{\bar u\cdot\nabla\bar\omega}`
-    (``filter_hat`` = G on the fine grid, ``None`` for the sharp cutoff alone). With
-    ``band_limited`` the closure is :math:`-P_c\hat\tau` (target ``sgs-resolved``): zero outside
-    the coarse model's 2/3 band.
-    """
-    nc = coarse_equation.grid.n
-    adv = fine_equation.advection_hat(omega_hat)
-    w = omega_hat
-    if filter_hat is not None:
-        w = w * filter_hat
-        adv *= filter_hat
-    omega_bar_hat = truncate_hat(w, nc)
-    tau = truncate_hat(adv, nc) - coarse_equation.advection_hat(omega_bar_hat)
-    if band_limited:
-        tau *= coarse_equation.grid.mask
-    return omega_bar_hat, -tau
-
-
-def coarse_equation(config: Config, members: int = 1, backend: str = "fftw", threads: int = 1,
-                    planner: str = "measure") -> VorticityEquation:
-    """The :class:`VorticityEquation` of ``config`` (e.g. :meth:`DatasetSpec.coarse_config`) for ``members`` fields."""
-    g = Grid(config.n, config.L, config.dealias)
-    return VorticityEquation(g, config.nu, config.mu, make_forcing(config.forcing, g, **config.forcing_params),
-                             members=members, advection=config.advection, backend=backend, threads=threads,
-                             planner=planner)
-
-
-class _Recorder:
-    """Computes one recording for the batch in two halves around the fine step that starts at it."""
-
-    def before_step(self) -> None:
-        raise NotImplementedError
-
-    def after_step(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(coarse vorticity, closure)``, each ``(B, N_c, N_c)`` float64."""
-        raise NotImplementedError
-
-
-class _MissingPhysicsRecorder(_Recorder):
-    def __init__(self, sim: Simulation, n_coarse: int, include_noise: bool) -> None:
-        self.sim, self.nc, self.include_noise = sim, n_coarse, include_noise
-        self._omega_hat = np.empty_like(sim.omega_hat)
-        self._omega: np.ndarray | None = None
-
-    def before_step(self) -> None:
-        self._omega_hat[...] = self.sim.omega_hat
-        self._omega = subsample(self.sim.vorticity(), self.nc)
-
-    def after_step(self) -> tuple[np.ndarray, np.ndarray]:
-        sim = self.sim
-        noise = sim.step_tendency_hat if self.include_noise else None
-        h_hat = missing_physics_closure_hat(sim.equation, self._omega_hat, noise)
-        return self._omega, subsample(sim.fft.irfft2(h_hat), self.nc)  # type: ignore[return-value]
-
-
-class _SGSRecorder(_Recorder):
-    def __init__(self, sim: Simulation, spec: DatasetSpec, backend: str, threads: int, planner: str) -> None:
-        self.sim = sim
-        b = sim.config.members
-        self.coarse_eq = coarse_equation(spec.coarse_config(), b, backend, threads, planner)
-        self.fft = RealFFT2(spec.coarse, b, backend=backend, threads=threads, planner=planner)
-        self.filter_hat = gaussian_filter_hat(sim.grid, n_coarse=spec.coarse) if spec.filter == "gaussian" else None
-        self.band_limited = get_target(str(spec.target)).band_limited
-        self._out: tuple[np.ndarray, np.ndarray] | None = None
-
-    def before_step(self) -> None:
-        wbar, h = sgs_closure_hat(self.sim.equation, self.coarse_eq, self.sim.omega_hat, self.filter_hat,
-                                  self.band_limited)
-        self._out = (self.fft.irfft2(wbar), self.fft.irfft2(h))
-
-    def after_step(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._out  # type: ignore[return-value]
-
-
 # ---------------------------------------------------------------------------------------------- progress
 @dataclass(frozen=True)
 class BuildProgress:
@@ -417,97 +306,6 @@ class DatasetSummary:
         return self.overhead_seconds / self.wall_seconds if self.wall_seconds > 0 else float("nan")
 
 
-# ---------------------------------------------------------------------------------------------- file
-def _root_attrs(spec: DatasetSpec, cfg: Config, steps: np.ndarray, backend: str) -> dict[str, Any]:
-    import numba
-    import pyfftw
-
-    fine_grid = Grid(spec.fine, cfg.L, cfg.dealias)
-    coarse_grid = Grid(spec.coarse, cfg.L, cfg.dealias)
-    return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "status": "building",
-        "preset": spec.preset, "target": spec.target, "target_definition": TARGETS[spec.target].definition,
-        "coarse_graining": spec.filter, "coarse_graining_definition": COARSE_GRAININGS[spec.filter],
-        "config": cfg.to_json(), "coarse_config": spec.coarse_config().to_json(),
-        "build": to_json(spec.build_arguments()),
-        "n_fine": spec.fine, "n_coarse": spec.coarse, "coarsening_factor": spec.fine // spec.coarse,
-        "L": cfg.L, "dt": cfg.dt, "stepper": cfg.stepper, "nu": cfg.nu, "mu": cfg.mu,
-        "fine_grid": to_json(fine_grid.describe()), "coarse_grid": to_json(coarse_grid.describe()),
-        "seed": int(spec.seed),
-        "seeds": to_json({"root": int(spec.seed), "trajectory_streams":
-                          "trajectory j: SeedSequence([seed, j, 0]) initial condition, [seed, j, 1] noise"}),
-        "burn_in": spec.burn_in, "t_end": spec.t_end, "every": spec.every,
-        "snapshots_per_trajectory": len(steps), "trajectories": spec.trajectories,
-        "train_trajectories": spec.train_trajectories, "test_trajectories": spec.test_trajectories,
-        "members_per_batch": spec.members_per_batch, "split_rule": SPLIT_RULE,
-        "recording_rule": "t = burn_in + k*every < t_end; fine step index = round(t/dt)",
-        "dtype": "vorticity and closure stored as float32 (computed in float64); time float64",
-        "kolmo_version": __version__, "numpy_version": np.__version__, "h5py_version": h5py.__version__,
-        "numba_version": numba.__version__, "pyfftw_version": pyfftw.__version__, "fft_backend": backend,
-        "fingerprint_definition": FINGERPRINT_DEFINITION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-    }
-
-
-def _create(part: Path, spec: DatasetSpec, cfg: Config, steps: np.ndarray, backend: str) -> h5py.File:
-    part.parent.mkdir(parents=True, exist_ok=True)
-    h5 = h5py.File(part, "w")
-    for k, v in _root_attrs(spec, cfg, steps, backend).items():
-        h5.attrs[k] = v
-    nc, t = spec.coarse, len(steps)
-    ranges = {"train": range(0, spec.train_trajectories), "test": range(spec.train_trajectories, spec.trajectories)}
-    for split in SPLITS:
-        ids = np.asarray(ranges[split], dtype=np.int64)
-        n = len(ids) * t
-        g = h5.create_group(split)
-        g.attrs["trajectories"], g.attrs["pairs"] = len(ids), n
-        for name, units, desc in (
-                ("vorticity", "1/time", f"coarse vorticity ({spec.filter}), dims (pair, y, x)"),
-                ("closure", "1/time^2", f"{spec.target} closure, a vorticity tendency, dims (pair, y, x)")):
-            d = g.create_dataset(name, shape=(n, nc, nc), dtype="f4", chunks=(1, nc, nc) if n else None,
-                                 fillvalue=np.float32(np.nan))
-            d.attrs["units"], d.attrs["description"] = units, desc
-        g.create_dataset("time", data=np.tile(steps * cfg.dt, len(ids))).attrs["units"] = "time"
-        g.create_dataset("step", data=np.tile(steps, len(ids)))
-        g.create_dataset("trajectory", data=np.repeat(ids, t))
-        g.create_dataset("done", data=np.zeros(len(ids), dtype=np.uint8))
-    h5.flush()
-    return h5
-
-
-def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    keys = sorted(set(stored) | set(wanted))
-    return [f"{k}: file {stored.get(k, '(absent)')!r}, now {wanted.get(k, '(absent)')!r}"
-            for k in keys if stored.get(k) != wanted.get(k)]
-
-
-def _open_partial(part: Path, spec: DatasetSpec) -> h5py.File:
-    """Reopen an unfinished build after checking it is ours and was built with ``spec``; never modifies
-    a file it refuses."""
-    keep = "it was left untouched (delete it, or pass --overwrite / overwrite=True to start over)"
-    try:
-        with h5py.File(part, "r") as h5:
-            fmt = h5.attrs.get("format")
-            build = h5.attrs.get("build")
-            groups_ok = all(s in h5 and "done" in h5[s] and "closure" in h5[s] for s in SPLITS)
-    except OSError as exc:
-        raise FileFormatError(f"cannot open the unfinished build {part} (corrupt or not HDF5: {exc}); {keep}") from None
-    if fmt != FORMAT or build is None or not groups_ok:
-        raise FileFormatError(f"{part} is not an unfinished kolmo dataset (format={fmt!r}); {keep}")
-    try:
-        stored = json.loads(build)
-    except json.JSONDecodeError:
-        raise FileFormatError(f"{part} has an unreadable 'build' attribute; {keep}") from None
-    diffs = _differences(stored, spec.build_arguments())
-    if diffs:
-        raise ConfigurationError(
-            f"the unfinished build {part} was made with different arguments ({'; '.join(diffs)}); rerun with "
-            f"the same arguments to resume it; {keep}")
-    try:
-        return h5py.File(part, "r+")
-    except OSError as exc:
-        raise FileFormatError(f"cannot reopen {part} for writing: {exc}") from None
-
 
 # ---------------------------------------------------------------------------------------------- build
 def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int, members: int,
@@ -518,12 +316,12 @@ def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: i
     t0 = _time.perf_counter()
     sim = Simulation(cfg.replace(members=members, first_member=start), backend=backend, threads=threads,
                      planner=planner)
-    rec: _Recorder
+    rec: Recorder
     target = get_target(str(spec.target))
     if not target.advection:
-        rec = _MissingPhysicsRecorder(sim, spec.coarse, target.includes_noise)
+        rec = MissingPhysicsRecorder(sim, spec.coarse, target.includes_noise)
     else:
-        rec = _SGSRecorder(sim, spec, backend, threads, planner)
+        rec = SGSRecorder(sim, spec, backend, threads, planner)
     t_count, nc = len(steps), spec.coarse
     vort = np.empty((members, t_count, nc, nc), dtype=np.float32)
     clos = np.empty_like(vort)
@@ -555,30 +353,6 @@ def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: i
             raise NonFiniteError(f"{spec.target} {name} of trajectory {start + m} holds NaN or infinity")
     return vort, clos, times
 
-
-def _write_batch(h5: h5py.File, spec: DatasetSpec, start: int, vort: np.ndarray, clos: np.ndarray) -> None:
-    t = vort.shape[1]
-    members = vort.shape[0]
-    by_split: dict[str, list[int]] = {}
-    for m in range(members):
-        by_split.setdefault(spec.locate(start + m)[0], []).append(m)
-    for split, ms in by_split.items():  # consecutive members -> consecutive rows
-        first = spec.locate(start + ms[0])[1]
-        rows = slice(first * t, (first + len(ms)) * t)
-        g = h5[split]
-        g["vorticity"][rows] = vort[ms[0]:ms[-1] + 1].reshape(-1, *vort.shape[2:])
-        g["closure"][rows] = clos[ms[0]:ms[-1] + 1].reshape(-1, *clos.shape[2:])
-    h5.flush()
-    for split, ms in by_split.items():  # only after the data are on disk
-        first = spec.locate(start + ms[0])[1]
-        h5[split]["done"][first:first + len(ms)] = 1
-    h5.flush()
-
-
-def _done_mask(h5: h5py.File, spec: DatasetSpec) -> np.ndarray:
-    return np.concatenate([np.asarray(h5[s]["done"][()], dtype=bool) for s in SPLITS])
-
-
 def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool = False, threads: int = 1,
                   backend: str = "fftw", planner: str = "measure",
                   progress: Callable[[BuildProgress], None] | None = None) -> DatasetSummary:
@@ -600,11 +374,11 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
     t_count = len(steps)
     if part.exists() and overwrite:
         part.unlink()
-    h5 = _open_partial(part, spec) if part.exists() else _create(part, spec, cfg, steps, backend)
+    h5 = open_partial(part, spec) if part.exists() else create(part, spec, cfg, steps, backend)
     timing = {"setup": 0.0, "solver": 0.0, "closure": 0.0, "io": 0.0, "finalize": 0.0}
     computed = 0
     try:
-        done = _done_mask(h5, spec)
+        done = done_mask(h5)
         resumed = int(done.sum())
         batches = spec.batches()
         todo = [(i, s, m) for i, (s, m) in enumerate(batches) if not done[s:s + m].all()]
@@ -625,7 +399,7 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
             for k in ("setup", "solver", "closure"):
                 timing[k] += t[k]
             tw = _time.perf_counter()
-            _write_batch(h5, spec, s, vort, clos)
+            write_batch(h5, spec, s, vort, clos)
             timing["io"] += _time.perf_counter() - tw
             computed += m
             state["work"] += m * nsteps
@@ -635,20 +409,7 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
         if progress is not None:
             progress(event("finalize", len(batches), 0, 0, 0))
         tf = _time.perf_counter()
-        if not _done_mask(h5, spec).all():  # pragma: no cover - defensive
-            raise FileFormatError(f"{part}: some trajectories are still missing after the build")
-        stats = split_statistics(h5, "train")
-        if get_target(str(spec.target)).includes_noise:
-            rms = math.hypot(stats["closure"]["mean"], stats["closure"]["std"])
-            stats["irreducible_floor"] = noise_floor(cfg, rms)
-            stats["irreducible_floor_definition"] = (
-                "std of the Q-Wiener tendency sigma_W xi / rms of the train closures: the relative error left to "
-                "the exact conditional mean (the noise draw is independent of omega)")
-        fp = fingerprint(h5)
-        h5.attrs["stats"] = to_json(stats)
-        h5.attrs["fingerprint"] = fp
-        h5.attrs["status"] = "complete"
-        h5.attrs["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        stats, fp = finalize(h5, part, spec, cfg)
         timing["finalize"] = _time.perf_counter() - tf
     finally:
         h5.close()

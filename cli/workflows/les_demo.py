@@ -100,15 +100,7 @@ def run_les_demo(out: str | Path = "demo-les", size: str = "tiny", threads: int 
     """
     import torch
 
-    from closure.export import export_closure
-    from closure.models import ModelConfig
     from cli.workflows.demo import run_stage
-    from closure.training import TrainConfig, train
-    from coupling.online import ClosureOptions, prepare_run
-    from kolmo.dataset import DatasetSpec, build_dataset
-    from kolmo.evaluation.les import evaluate_les, write_coarse_grained_run, write_les_report
-    from kolmo.presets import preset
-    from kolmo.simulation import run_simulation
 
     if size not in LES_SIZES:
         raise ConfigurationError(f"unknown LES demo size {size!r}; valid: {', '.join(LES_SIZES)}")
@@ -124,84 +116,112 @@ def run_les_demo(out: str | Path = "demo-les", size: str = "tiny", threads: int 
 
     data, run_dir, artifact = out / "data.h5", out / "run", out / "les.pt"
     dns, dns_coarse = out / "dns.h5", out / "dns-coarse.h5"
-
-    def do_dataset() -> bool:
-        if data.exists():
-            return True
-        build_dataset(DatasetSpec("kolmogorov", fine=sz.fine, coarse=sz.coarse, trajectories=sz.trajectories,
-                                  test_trajectories=1, burn_in=sz.burn_in, t_end=sz.t_end, every=sz.every, seed=seed),
-                      data, threads=threads)
-        return False
-
-    stage(1, "dataset", f"kolmogorov {sz.fine}² → {sz.coarse}², {sz.trajectories} trajectories", do_dataset)
-
-    def do_train() -> bool:
-        if (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists():
-            return True
-        model = ModelConfig(model="latent-fm", reg="mp", autoencoder="conv", condition="pooled", grid=sz.coarse)
-        cfg = TrainConfig(data=str(data), model=model, epochs=sz.epochs, ae_epochs=sz.ae_epochs, batch=sz.batch,
-                          seed=seed)
-        train(cfg, run_dir, resume=run_dir.exists(), progress=train_progress)
-        return False
-
-    stage(2, "train", f"one-step latent FM (MP), {sz.ae_epochs} + {sz.epochs} epochs", do_train)
-
-    def do_export() -> bool:
-        if artifact.exists():
-            return True
-        export_closure(run_dir, artifact)
-        return False
-
-    stage(3, "export", "self-checked TorchScript artifact", do_export)
-
-    def do_dns() -> bool:
-        skipped = dns.exists() and dns_coarse.exists()
-        if not dns.exists():
-            cfg = preset("kolmogorov", sz.fine, members=sz.dns_members, seed=DNS_SEED,
-                         t_end=sz.burn_in + sz.les_time, save_every=sz.save_every)
-            run_simulation(cfg, dns, threads=threads)
-        if not dns_coarse.exists():
-            write_coarse_grained_run(dns, sz.coarse, dns_coarse, members=[0])
-        return skipped
-
-    stage(4, "dns", f"{sz.fine}² DNS, {sz.dns_members} members, seed {DNS_SEED}", do_dns)
+    stage(1, "dataset", f"kolmogorov {sz.fine}² → {sz.coarse}², {sz.trajectories} trajectories",
+          lambda: _stage_dataset(data, sz, seed, threads))
+    stage(2, "train", f"one-step latent FM (MP), {sz.ae_epochs} + {sz.epochs} epochs",
+          lambda: _stage_train(data, run_dir, sz, seed, train_progress))
+    stage(3, "export", "self-checked TorchScript artifact", lambda: _stage_export(run_dir, artifact))
+    stage(4, "dns", f"{sz.fine}² DNS, {sz.dns_members} members, seed {DNS_SEED}",
+          lambda: _stage_dns(dns, dns_coarse, sz, threads))
     init = f"{dns_coarse}:{int(round(sz.burn_in / sz.save_every))}"
     specs = {"none": (None, None), f"smagorinsky-{TUNED['smagorinsky']:g}": ("smagorinsky", TUNED["smagorinsky"]),
              f"leith-{TUNED['leith']:g}": ("leith", TUNED["leith"]), f"learned-every{sz.closure_every}": (str(artifact), None)}
     les_files = {name: out / "les" / f"{name}.h5" for name in specs}
-
-    def do_les() -> bool:
-        skipped = True
-        for name, (closure, coef) in specs.items():
-            if les_files[name].exists():
-                continue
-            skipped = False
-            les_files[name].parent.mkdir(parents=True, exist_ok=True)
-            options = ClosureOptions(every=sz.closure_every if closure == str(artifact) else None, seed=seed,
-                                     coefficient=coef, threads=threads)
-            overrides = {"members": sz.members, "t_end": sz.les_time, "save_every": sz.save_every}
-            online = prepare_run("kolmogorov", sz.coarse, overrides, closure, options, init=init)
-            run_simulation(online.config, les_files[name], closure=online.closure, threads=threads)
-        return skipped
-
     stage(5, "les", f"{sz.coarse}² LES, {sz.members} members, {sz.les_time:g} time units: none / Smagorinsky / "
-                    f"Leith / learned (every {sz.closure_every})", do_les)
-
-    def do_report() -> bool:
-        path = result.report / "les.json"
-        if path.exists():
-            result.results = json.loads(path.read_text())
-            return True
-        import importlib.util
-
-        figures = importlib.util.find_spec("matplotlib") is not None  # optional: JSON + markdown without it
-        r = evaluate_les(dns, {k: str(v) for k, v in les_files.items()}, t_start=sz.burn_in, blocks=sz.blocks,
-                         keep=figures)
-        write_les_report(r, result.report, figures=figures)
-        result.results = r
-        return False
-
-    stage(6, "report", "LES statistics vs the coarse-grained DNS", do_report)
+                    f"Leith / learned (every {sz.closure_every})",
+          lambda: _stage_les(specs, les_files, str(artifact), init, sz, seed, threads))
+    stage(6, "report", "LES statistics vs the coarse-grained DNS", lambda: _stage_report(result, dns, les_files, sz))
     result.seconds = time.perf_counter() - t_start
     atomic.write_json(out / "summary.json", result.as_dict(), indent=1, default=str)
     return result
+
+
+def _stage_dataset(data: Path, sz: LesDemoSize, seed: int, threads: int) -> bool:
+    """Stage 1 (``True``: already on disk)."""
+    from kolmo.dataset import DatasetSpec, build_dataset
+
+    if data.exists():
+        return True
+    build_dataset(DatasetSpec("kolmogorov", fine=sz.fine, coarse=sz.coarse, trajectories=sz.trajectories,
+                              test_trajectories=1, burn_in=sz.burn_in, t_end=sz.t_end, every=sz.every, seed=seed),
+                  data, threads=threads)
+    return False
+
+
+def _stage_train(data: Path, run_dir: Path, sz: LesDemoSize, seed: int,
+                 train_progress: Optional[Callable[[Any], None]]) -> bool:
+    """Stage 2 (``True``: already trained)."""
+    from closure.models import ModelConfig
+    from closure.training import TrainConfig, train
+
+    if (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists():
+        return True
+    model = ModelConfig(model="latent-fm", reg="mp", autoencoder="conv", condition="pooled", grid=sz.coarse)
+    cfg = TrainConfig(data=str(data), model=model, epochs=sz.epochs, ae_epochs=sz.ae_epochs, batch=sz.batch,
+                      seed=seed)
+    train(cfg, run_dir, resume=run_dir.exists(), progress=train_progress)
+    return False
+
+
+def _stage_export(run_dir: Path, artifact: Path) -> bool:
+    """Stage 3 (``True``: already exported)."""
+    from closure.export import export_closure
+
+    if artifact.exists():
+        return True
+    export_closure(run_dir, artifact)
+    return False
+
+
+def _stage_dns(dns: Path, dns_coarse: Path, sz: LesDemoSize, threads: int) -> bool:
+    """Stage 4 (``True``: both files already on disk)."""
+    from kolmo.evaluation.les import write_coarse_grained_run
+    from kolmo.presets import preset
+    from kolmo.simulation import run_simulation
+
+    skipped = dns.exists() and dns_coarse.exists()
+    if not dns.exists():
+        cfg = preset("kolmogorov", sz.fine, members=sz.dns_members, seed=DNS_SEED,
+                     t_end=sz.burn_in + sz.les_time, save_every=sz.save_every)
+        run_simulation(cfg, dns, threads=threads)
+    if not dns_coarse.exists():
+        write_coarse_grained_run(dns, sz.coarse, dns_coarse, members=[0])
+    return skipped
+
+
+def _stage_les(specs: dict[str, tuple[Optional[str], Optional[float]]], les_files: dict[str, Path], artifact: str,
+               init: str, sz: LesDemoSize, seed: int, threads: int) -> bool:
+    """Stage 5 (``True``: every ensemble already on disk)."""
+    from coupling.online import ClosureOptions, prepare_run
+    from kolmo.simulation import run_simulation
+
+    skipped = True
+    for name, (closure, coef) in specs.items():
+        if les_files[name].exists():
+            continue
+        skipped = False
+        les_files[name].parent.mkdir(parents=True, exist_ok=True)
+        options = ClosureOptions(every=sz.closure_every if closure == artifact else None, seed=seed,
+                                 coefficient=coef, threads=threads)
+        overrides = {"members": sz.members, "t_end": sz.les_time, "save_every": sz.save_every}
+        online = prepare_run("kolmogorov", sz.coarse, overrides, closure, options, init=init)
+        run_simulation(online.config, les_files[name], closure=online.closure, threads=threads)
+    return skipped
+
+
+def _stage_report(result: LesDemoResult, dns: Path, les_files: dict[str, Path], sz: LesDemoSize) -> bool:
+    """Stage 6 (``True``: the report already exists; its results are read back into ``result``)."""
+    import importlib.util
+
+    from kolmo.evaluation.les import evaluate_les, write_les_report
+
+    path = result.report / "les.json"
+    if path.exists():
+        result.results = json.loads(path.read_text())
+        return True
+    figures = importlib.util.find_spec("matplotlib") is not None  # optional: JSON + markdown without it
+    r = evaluate_les(dns, {k: str(v) for k, v in les_files.items()}, t_start=sz.burn_in, blocks=sz.blocks,
+                     keep=figures)
+    write_les_report(r, result.report, figures=figures)
+    result.results = r
+    return False
