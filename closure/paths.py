@@ -209,10 +209,8 @@ abla_x u)\,v ,
         """Mean squared error between ``u_θ`` and the MeanFlow target over batch and elements."""
         if x0 is None:
             x0 = _randn_like(x1, generator)
-        _check_same_shape(x0, x1, "x0", "x1")
         r, t = self.times(x1.shape[0], x1, generator)
-        rb = _broadcast_time(r, x1)
-        x_r = (1.0 - rb) * x0 + rb * x1
+        x_r = FlowMatching().interpolate(r, x0, x1)  # the same linear path, at the start time r
         out, target = self.target(network, x_r, r, t, x1 - x0, c)
         err = ((out - target) ** 2).reshape(x1.shape[0], -1).mean(dim=1)
         if self.adaptive_power == 0.0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -187,9 +188,9 @@ def test_aoti_without_a_compiler_is_a_typed_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(os.environ.get("KOLMO_TEST_AOTI") != "1",
-                    reason="AOTInductor compilation takes 1-2.5 min on this 2-core CPU (measured 59 s for this tiny model, "
-                           "146 s for a 16² latent FM under load): set KOLMO_TEST_AOTI=1 to run it")
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="AOTInductor needs a C++ compiler (none on PATH); the typed-error path is tested above")
 def test_aoti_package_equals_the_eager_model(tmp_path):
     res = export_model(tiny("latent-fm"), NORM, DATASET, tmp_path / "c.pt2", format="aoti")
     assert res.max_abs_diff <= 1e-4 and (tmp_path / "c.json").is_file()
