@@ -82,6 +82,9 @@ def apriori(
         if res.get("irreducible_floor") is not None:
             table.add_row("irreducible_floor", f"target {res['target']}: noise share no model can predict",
                           f"{res['irreducible_floor']:.4g}")
+        if res.get("coarse_advection_residual") is not None:
+            table.add_row("coarse_advection_residual", "‖H − coarse-grid advection of ω‖/‖H‖ (≈ 0: H is a function "
+                          "of ω, p(H | ω) a point mass, spread = model error)", f"{res['coarse_advection_residual']:.3g}")
         console.print(table)
         if not res["dataset_matches_training"]:
             console.print("[yellow]note[/]: --data is not the dataset this model was trained on (fingerprints differ)")

@@ -351,6 +351,17 @@ def _latent_geometry(model: ClosureModel, normalisation: Normalisation, data: st
     return model_latent_geometry(model, pairs.closure, k=_GEOMETRY_K)
 
 
+def _coarse_advection_residual(pairs: Any, rows: list[int], target: Optional[str]) -> Optional[float]:
+    """Median of :func:`kolmo.closure_terms.coarse_advection_residual` over the evaluated test pairs of a
+    ``missing-physics`` target (``None`` for the other targets, whose closure is not the advection)."""
+    if target not in ("missing-physics", "missing-physics-noisy"):
+        return None
+    from kolmo.closure_terms import coarse_advection_residual
+
+    omega, closure = pairs[np.asarray(rows)]
+    return float(np.median(coarse_advection_residual(omega, closure, pairs.config)))
+
+
 def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint: str = "best",
                  **kwargs: Any) -> dict[str, Any]:
     """:func:`evaluate_model` on the model of a training run; adds ``run_id``, ``checkpoint``, ``epoch`` and
@@ -366,6 +377,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint
     with Pairs(data, "test") as pairs:
         stats = pairs.attrs.get("stats", {})
         result["target"] = pairs.attrs.get("target")
+        result["coarse_advection_residual"] = _coarse_advection_residual(pairs, result["rows"], result["target"])
     result["irreducible_floor"] = stats.get("irreducible_floor") if isinstance(stats, dict) else None
     result.update({"run_id": run.run_id, "checkpoint": str(run.checkpoint), "epoch": run.epoch,
                    "phase": run.phase, "dataset_matches_training": info.fingerprint == run.dataset.get("fingerprint")})

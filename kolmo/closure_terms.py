@@ -20,8 +20,8 @@ from kolmo.targets import get_target
 if TYPE_CHECKING:
     from kolmo.dataset import DatasetSpec
 
-__all__ = ["missing_physics_closure_hat", "sgs_closure_hat", "coarse_equation", "Recorder", "MissingPhysicsRecorder",
-           "SGSRecorder"]
+__all__ = ["missing_physics_closure_hat", "sgs_closure_hat", "coarse_equation", "coarse_advection_residual", "Recorder",
+           "MissingPhysicsRecorder", "SGSRecorder"]
 
 
 def missing_physics_closure_hat(equation: VorticityEquation, omega_hat: np.ndarray,
@@ -77,6 +77,46 @@ def coarse_equation(config: Config, members: int = 1, backend: str = "fftw", thr
     return VorticityEquation(g, config.nu, config.mu, make_forcing(config.forcing, g, **config.forcing_params),
                              members=members, advection=config.advection, backend=backend, threads=threads,
                              planner=planner)
+
+
+def coarse_advection_residual(omega: np.ndarray, closure: np.ndarray, config: Config) -> np.ndarray:
+    r"""How much of a ``missing-physics`` closure the coarse grid's own advection already explains.
+
+    .. math:: r = \frac{\|H - (-P_c\,\bar u\cdot\nabla\bar\omega)\|}{\|H\|}
+
+    per pair, with :math:`P_c` the coarse grid's 2/3 rule and :math:`\bar u` the velocity of the
+    coarse vorticity :math:`\bar\omega`. When the fine product :math:`u\cdot\nabla\omega` carries no
+    power outside the coarse 2/3 band (a flow resolved on the coarse grid: dong2026 at 64², to float32
+    precision), :math:`H` is this deterministic function of :math:`\bar\omega` and ``r`` is at
+    round-off: the conditional law :math:`p(H\mid\bar\omega)` is a point mass, and an ensemble's
+    spread can only measure the model's own error. ``r`` bounds the share of :math:`H` that
+    :math:`\bar\omega` does not determine from above (for ``missing-physics-noisy`` it is about the
+    noise share, :func:`kolmo.targets.noise_floor`).
+
+    Parameters
+    ----------
+    omega, closure
+        Coarse vorticity and closure pairs, ``(B, N, N)`` (1/time and 1/time²).
+    config
+        The fine run's :class:`~kolmo.presets.Config` (domain, dealiasing, viscosity); its grid size
+        is replaced by ``N``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B,)`` relative residuals.
+    """
+    omega = np.asarray(omega, dtype=np.float64)
+    closure = np.asarray(closure, dtype=np.float64)
+    if omega.ndim != 3 or omega.shape != closure.shape or omega.shape[1] != omega.shape[2]:
+        raise ValueError(f"omega {omega.shape} and closure {closure.shape}: expected two (B, N, N) arrays")
+    n = omega.shape[-1]
+    g = Grid(n, config.L, config.dealias)
+    eq = VorticityEquation(g, config.nu, config.mu, None, members=omega.shape[0], advection=True, backend="numpy")
+    fft = RealFFT2(n, omega.shape[0], backend="numpy")
+    adv = fft.irfft2(-eq.advection_hat(fft.rfft2(omega)))
+    diff = np.sqrt(((closure - adv) ** 2).sum(axis=(1, 2)))
+    return diff / np.sqrt((closure ** 2).sum(axis=(1, 2)))
 
 
 class Recorder:

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from kolmo.pairs import fingerprint, split_statistics
+from kolmo.presets import preset
 
 A, B, S = -0.5, 0.2, 0.3
 
@@ -46,7 +47,8 @@ def write_synthetic_dataset(path: Path, n: int = 16, train_trajectories: int = 6
                          "preset": "dong2026", "target": "missing-physics", "L": 1.0, "dt": 1e-3,
                          "n_fine": 4 * n, "n_coarse": n, "every": every, "seed": seed,
                          "snapshots_per_trajectory": snapshots,
-                         "config": json.dumps({"synthetic": True, "a": a, "b": b, "s": s})})
+                         "config": preset("dong2026", 4 * n).to_json(),
+                         "synthetic_law": json.dumps({"a": a, "b": b, "s": s})})
         first = 0
         for split, count in (("train", train_trajectories), ("test", test_trajectories)):
             rows = count * snapshots

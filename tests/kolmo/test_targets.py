@@ -78,3 +78,38 @@ def test_files_written_before_the_target_split_read_missing_physics_as_the_noisy
     assert read_target("missing-physics", "kolmo-closure", 1) == "missing-physics-noisy"
     assert read_target("missing-physics", "kolmo-dataset", 2) == "missing-physics"
     assert read_target("sgs", "kolmo-closure", 1) == "sgs"
+
+
+def _fine_missing_physics(omega_fine: np.ndarray, n_coarse: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse (ω, H) of the ``missing-physics`` target for the fine fields ``omega_fine (B, N, N)``."""
+    from kolmo.closure_terms import missing_physics_closure_hat
+    from kolmo.coarse import subsample
+    from kolmo.equation import VorticityEquation
+    from kolmo.fft import RealFFT2
+
+    b, n = omega_fine.shape[0], omega_fine.shape[-1]
+    cfg = preset("dong2026", n)
+    eq = VorticityEquation(Grid(n, cfg.L, cfg.dealias), cfg.nu, cfg.mu, None, members=b, backend="numpy")
+    fft = RealFFT2(n, b, backend="numpy")
+    h = fft.irfft2(missing_physics_closure_hat(eq, fft.rfft2(omega_fine)))
+    return subsample(omega_fine, n_coarse), subsample(h, n_coarse)
+
+
+def test_missing_physics_of_a_field_resolved_on_the_coarse_grid_is_the_coarse_advection() -> None:
+    """H = S[−P_f(u·∇ω)] equals −P_c(ū·∇ω̄) to round-off when the product u·∇ω has no power outside the coarse
+    2/3 band (ω within half of it; the dong2026 flow at 64² to float32 precision: its conditional law
+    p(H | ω̄) is a point mass), and not when ω fills the fine band."""
+    from kolmo.closure_terms import coarse_advection_residual
+
+    nf, nc = 32, 16
+    rng = np.random.default_rng(0)
+    k = np.fft.fftfreq(nf, 1.0 / nf)
+    kmax = np.maximum(np.abs(k)[:, None], np.abs(k[: nf // 2 + 1])[None, :])
+    spectrum = rng.standard_normal((2, nf, nf // 2 + 1)) + 1j * rng.standard_normal((2, nf, nf // 2 + 1))
+    resolved = np.fft.irfft2(np.where(kmax < nc / 6, spectrum, 0), s=(nf, nf))
+    rough = np.fft.irfft2(np.where(kmax < nf / 3, spectrum, 0), s=(nf, nf))
+    cfg = preset("dong2026", nf)
+    w, h = _fine_missing_physics(resolved, nc)
+    assert np.all(coarse_advection_residual(w, h, cfg) < 1e-12)
+    w, h = _fine_missing_physics(rough, nc)
+    assert np.all(coarse_advection_residual(w, h, cfg) > 0.1)
