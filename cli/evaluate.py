@@ -82,6 +82,9 @@ def apriori(
         if res.get("irreducible_floor") is not None:
             table.add_row("irreducible_floor", f"target {res['target']}: noise share no model can predict",
                           f"{res['irreducible_floor']:.4g}")
+        if res.get("noise_std_ratio") is not None:
+            table.add_row("noise_std_ratio", "sample std / the noise's point std (1: the law F(ω) + σξ kept)",
+                          f"{res['noise_std_ratio']:.4g}")
         if res.get("coarse_advection_residual") is not None:
             table.add_row("coarse_advection_residual", "‖H − coarse-grid advection of ω‖/‖H‖ (≈ 0: H is a function "
                           "of ω, p(H | ω) a point mass, spread = model error)", f"{res['coarse_advection_residual']:.3g}")

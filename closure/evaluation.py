@@ -22,6 +22,12 @@ high-band energy ratio         power of the samples over the truth's in the uppe
 irreducible floor              for a noise-inclusive target, the dataset's stated floor of the
                                ensemble-mean error (:func:`kolmo.targets.noise_floor`), reported
                                beside the error
+noise std ratio                for a noise-inclusive target (conditional law ``F(ω) + σ_W ξ``): sample
+                               std over the noise's point std (1 for a generator that keeps the law)
+coarse-advection residual      for ``missing-physics`` targets, median of ``‖H − (−P_c ū·∇ω̄)‖/‖H‖``
+                               over the evaluated pairs (:func:`kolmo.closure_terms.
+                               coarse_advection_residual`): at round-off ``H`` is a function of ``ω̄``
+                               and the ensemble spread can only measure the model's error
 fair CRPS                      per pixel ``(1/S) Σ_s |Ĥ_s − H| − (1/(2 S (S−1))) Σ_{s,s'} |Ĥ_s − Ĥ_s'|``
                                (Ferro 2014), averaged over pixels (1/time²) and relative to rms(H)
 spread–skill ratio             ``√((S+1)/S) · spread / skill`` with ``spread² = ⟨Var_s Ĥ⟩`` (``ddof 1``)
@@ -362,6 +368,21 @@ def _coarse_advection_residual(pairs: Any, rows: list[int], target: Optional[str
     return float(np.median(coarse_advection_residual(omega, closure, pairs.config)))
 
 
+def _noise_std_ratio(data: str | os.PathLike, result: dict[str, Any]) -> Optional[float]:
+    """For a noise-inclusive target, the samples' pixel std over the Q-Wiener noise's point std
+    (:func:`kolmo.targets.noise_point_std`): its conditional law is ``F(ω) + σ_W ξ``, so a generator that
+    keeps it scores 1 (up to the spread of F's model error); ``None`` for the other targets."""
+    from kolmo.pairs import Pairs
+    from kolmo.targets import get_target, noise_point_std
+
+    target = result.get("target")
+    if target is None or not get_target(target).includes_noise:
+        return None
+    with Pairs(data, "test") as pairs:
+        std = noise_point_std(pairs.config)
+    return result["sample_std"] / std if std > 0 else None
+
+
 def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint: str = "best",
                  **kwargs: Any) -> dict[str, Any]:
     """:func:`evaluate_model` on the model of a training run; adds ``run_id``, ``checkpoint``, ``epoch`` and
@@ -379,6 +400,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint
         result["target"] = pairs.attrs.get("target")
         result["coarse_advection_residual"] = _coarse_advection_residual(pairs, result["rows"], result["target"])
     result["irreducible_floor"] = stats.get("irreducible_floor") if isinstance(stats, dict) else None
+    result["noise_std_ratio"] = _noise_std_ratio(data, result)
     result.update({"run_id": run.run_id, "checkpoint": str(run.checkpoint), "epoch": run.epoch,
                    "phase": run.phase, "dataset_matches_training": info.fingerprint == run.dataset.get("fingerprint")})
     return result

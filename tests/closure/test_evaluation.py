@@ -139,3 +139,20 @@ def test_high_band_energy_ratio_sees_only_modes_in_the_upper_half_of_the_band():
     truth = low + high + 1e-6 * np.cos(2 * np.pi * 7 * x)[None, :]
     assert high_band_energy_ratio((low + 2 * high)[None].repeat(2, axis=0), truth) == pytest.approx(4.0)
     assert high_band_energy_ratio((3 * low + high)[None].repeat(2, axis=0), truth) == pytest.approx(1.0)
+
+
+def test_noise_std_ratio_is_one_for_samples_with_the_noise_spread_and_absent_for_a_noise_free_target(tmp_path) -> None:
+    """For ``missing-physics-noisy`` the law is F(ω) + σ_W ξ: samples with the noise's point std score 1."""
+    from closure.evaluation import _noise_std_ratio
+    from kolmo.dataset import DatasetSpec, build_dataset
+    from kolmo.pairs import open_pairs
+    from kolmo.targets import noise_point_std
+
+    kw = dict(preset="dong2026", fine=32, coarse=8, trajectories=2, test_trajectories=1, burn_in=0.0, t_end=0.02,
+              every=0.01, seed=3)
+    build_dataset(DatasetSpec(target="missing-physics-noisy", **kw), tmp_path / "noisy.h5")
+    sigma = noise_point_std(open_pairs(tmp_path / "noisy.h5", "test").config)
+    assert sigma > 0
+    res = {"target": "missing-physics-noisy", "sample_std": 0.5 * sigma}
+    assert _noise_std_ratio(tmp_path / "noisy.h5", res) == pytest.approx(0.5)
+    assert _noise_std_ratio(tmp_path / "noisy.h5", dict(res, target="missing-physics")) is None
