@@ -41,6 +41,7 @@ def train(
     teacher_steps: Optional[int] = typer.Option(None, "--teacher-steps", help="reflow only: Euler steps of the teacher drawing the couplings (default 20).", callback=opt.at_least(1)),
     reg: Optional[str] = typer.Option(None, "--reg", help="Latent regularizer: none (default), mp, ga or joint."),
     autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Target autoencoder of latent models: conv (default) or pca."),
+    ae_channels: Optional[str] = typer.Option(None, "--ae-channels", help="Conv autoencoder channels per resolution level, finest first (default 8,16,32 for 64² -> 16²; thinner = cheaper decoder).", callback=opt.int_list(1)),
     condition: Optional[str] = typer.Option(None, "--condition", help="Condition encoder of latent models: encoder (default) or pooled (4x4 block average)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Generator (or joint) epochs (default 200; may be raised on --resume).", callback=opt.at_least(1)),
     ae_epochs: Optional[int] = typer.Option(None, "--ae-epochs", help="Autoencoder-phase epochs (default 100).", callback=opt.at_least(1)),
@@ -75,6 +76,8 @@ def train(
         model_opts: dict[str, Any] = {k: v for k, v in dict(model=model, reg=reg, autoencoder=autoencoder,
                                                              condition=condition, steps=steps, width=width, modes=modes,
                                                              si_source=si_source).items() if v is not None}
+        if ae_channels is not None:
+            model_opts["ae_channels"] = tuple(int(c) for c in ae_channels.split(","))
         train_opts: dict[str, Any] = {k: v for k, v in dict(epochs=epochs, ae_epochs=ae_epochs, batch=batch, lr=lr,
                                                              device=device, seed=seed,
                                                              teacher=str(teacher) if teacher else None,

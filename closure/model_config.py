@@ -181,6 +181,13 @@ class ModelConfig:
             ratio = self.grid // max(n, 1)
             if n < 2 or self.grid % n or ratio & (ratio - 1):
                 raise ConfigurationError(f"latent size {n} for grid {self.grid}: N / n must be a power of two")
+            if self.ae_channels is not None:
+                levels = ratio.bit_length()
+                if len(self.ae_channels) != levels or min(self.ae_channels) < 1:
+                    raise ConfigurationError(
+                        f"--ae-channels {','.join(map(str, self.ae_channels))}: a conv autoencoder {self.grid}² -> {n}² "
+                        f"needs {levels} positive channel counts, one per resolution level (e.g. "
+                        f"{','.join(str(8 * 2**i) for i in range(levels))})")
         if self.dm_data_std is not None and not self.dm_data_std > 0:
             raise ConfigurationError(f"dm_data_std {self.dm_data_std}; expected a positive number")
         if self.steps is not None and self.steps < 1:

@@ -248,6 +248,10 @@ def _option_cases() -> list[Case]:
         case("dataset-preset-unknown", "dataset", f"{ds} --preset nope {o}", USAGE, "nope"),
         case("train-epochs-zero", "train", "--data {data} --model fm --epochs 0 --out {out}/t", USAGE, "--epochs"),
         case("train-batch-one", "train", "--data {data} --model fm --batch 1 --out {out}/t", USAGE, "--batch"),
+        case("train-ae-channels-count", "train", "--data {data} --model latent-fm --ae-channels 4,8 --out {out}/t", USAGE,
+             "--ae-channels 4,8", "channel counts"),
+        case("train-ae-channels-zero", "train", "--data {data} --model latent-fm --ae-channels 0,8,16 --out {out}/t", USAGE,
+             "--ae-channels"),
         case("train-lr-nan", "train", "--data {data} --model fm --lr nan --out {out}/t", USAGE, "--lr", "nan"),
         case("train-device-unknown", "train", "--data {data} --model fm --device tpu9 --out {out}/t", USAGE, "--device"),
         case("train-teacher-steps-zero", "train", "--data {data} --model latent-reflow --teacher {trained} "
