@@ -213,10 +213,11 @@ class DataParallel:
         """Join the process group (``init_process_group`` from the torchrun variables, then a barrier) and leave
         it (``destroy_process_group``) on the way out, also on an error."""
         if self.distributed and not dist.is_initialized():
-            if self.device.type == "cuda":
+            cuda = self.device.type == "cuda"
+            if cuda:
                 torch.cuda.set_device(self.device)
             dist.init_process_group(self.backend, init_method="env://", rank=self.ranks.rank,
-                                    world_size=self.world_size)
+                                    world_size=self.world_size, device_id=self.device if cuda else None)
             self._owns_group = True
         try:
             self.barrier()
