@@ -23,12 +23,11 @@ run() {  # name, then kolmo train options
   local name=$1; shift
   [ -f "$W/$name/run.json" ] && return
   rm -rf "${W:?}/$name"
-  local t0; t0=$(date +%s.%N)
+  local t0 load0; t0=$(date +%s.%N); load0=$(cut -d' ' -f1-3 /proc/loadavg)
   k train --data "$W/data.h5" --out "$W/$name" --batch "$BATCH" --seed 0 "$@" > "$W/$name.log" 2>&1
-  echo "{\"wall_s\": $(echo "$(date +%s.%N) - $t0" | bc), \"load_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" \
+  echo "{\"wall_s\": $(echo "$(date +%s.%N) - $t0" | bc), \"load_before\": \"$load0\", \"load_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" \
       > "$W/$name.wall.json"
 }
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for model in latent-fm fm; do
   opts=(--model "$model" --epochs "$EPOCHS"); [ "$model" = latent-fm ] && opts+=(--reg mp --ae-epochs "$AE_EPOCHS")
   run "$model-1p-1t" "${opts[@]}" --threads 1
@@ -36,7 +35,7 @@ for model in latent-fm fm; do
   run "$model-2p-1t" "${opts[@]}" --threads 1 --nproc 2
 done
 
-LOAD_BEFORE="$LOAD_BEFORE" W="$W" python - <<'EOF'
+W="$W" python - <<'EOF'
 import json, os, platform, statistics
 from pathlib import Path
 
@@ -44,7 +43,7 @@ w = Path(os.environ["W"])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 2**20
 out = {"machine": f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, CPU only (shared with other jobs)",
-       "python": platform.python_version(), "load_before": os.environ["LOAD_BEFORE"], "runs": {}}
+       "python": platform.python_version(), "load": "1/5/15-min load averages of /proc/loadavg", "runs": {}}
 for run in sorted(p for p in w.iterdir() if (p / "run.json").is_file()):
     r = json.loads((run / "run.json").read_text())
     hist = r["history"]
