@@ -92,8 +92,9 @@ class _Trainer:
                 f"{len(val_ids)} validation trajectory(ies) of its {len(info.train_trajectories)}; expected at least 2 "
                 "(build a larger dataset)")
         if parallel.distributed:  # the batch actually used (clamped to the data) must split evenly
-            shard_rows(self.batch_size(len(self.train_set)), parallel.world_size, 0,
-                       f"batch (--batch {config.batch}, clamped to the {len(self.train_set)} training pairs)")
+            bs = self.batch_size(len(self.train_set))
+            shard_rows(bs, parallel.world_size, 0, f"batch {bs} (--batch {config.batch} clamped to the "
+                                                   f"{len(self.train_set)} training pairs)")
         self.data = {name: (s.omega.to(device), s.closure.to(device))
                      for name, s in (("train", self.train_set), ("validation", self.val_set))}
         self.run_id = ""
