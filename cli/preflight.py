@@ -18,7 +18,7 @@ from kolmo.resources import (dataset_memory, dataset_output_bytes, require_disk,
                              run_output_bytes, train_memory)
 
 __all__ = ["artifact_input", "dataset_input", "apriori_inputs", "closure_kind", "run_modes", "run_resources",
-           "dataset_resources", "train_resources", "bench_solver_resources", "bench_closures_inputs",
+           "dataset_resources", "train_resources", "train_processes", "bench_solver_resources", "bench_closures_inputs",
            "bench_coupled_resources"]
 
 DEFAULT_DEVICE = "cpu"
@@ -137,6 +137,23 @@ def train_resources(data: Optional[Path], out: Path, *, resume: bool, batch: Opt
     landmarks = 2000 if ga_landmarks is None else (ga_landmarks or None)
     batch = min(batch or 64, pairs)  # training clamps the batch to the data
     require_memory(train_memory(pairs, grid, batch, width or 40, landmarks, ga=reg == "ga"), "kolmo train")
+
+
+def train_processes(nproc: int, config: Any, out: Path, resume: bool) -> None:
+    """``kolmo train --nproc N``, before torchrun starts: not already inside torchrun, ``--batch`` divisible by
+    ``N``, one GPU per process on CUDA, and every check of a training run (data, checkpoint, settings, run
+    folder; :func:`closure.training.prepare_run`), so that a bad input is one error line, not ``N``."""
+    import os
+
+    from closure.data_parallel import TORCHRUN_VARIABLES, check_processes
+    from closure.training import prepare_run
+
+    inside = [k for k in TORCHRUN_VARIABLES if k in os.environ]
+    if inside:
+        raise ConfigurationError(f"--nproc {nproc} inside a torchrun process ({', '.join(inside)} set); drop --nproc "
+                                 "(torchrun already chose the processes)")
+    check_processes(config.batch, config.device, nproc)
+    prepare_run(config, out, resume)
 
 
 def dataset_input(path: Path, option: str, splits: tuple[str, ...] = ("train", "test")) -> tuple[int, int]:

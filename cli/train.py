@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,6 +23,11 @@ the conditional MEAN), MF one MeanFlow jump (1), reflow one Euler step on coupli
 trained FM teacher (1; --teacher RUN_DIR), SI 10 Euler-Maruyama steps (10), DM 10 Euler-Maruyama
 steps on the Karras grid (10). Checkpoints last.pt / best.pt (best validation loss; validation = whole training
 trajectories held out) and run.json go to --out; --resume continues exactly.
+
+Several processes: `torchrun --nproc-per-node N -m cli.main train ...`, or --nproc N, which launches
+exactly that (gloo on the CPU, nccl with --device cuda, one GPU per process). --batch stays the
+global batch (divisible by N); the loss is that of one process; process 0 writes; checkpoints resume
+with any number of processes.
 """
 
 
@@ -32,8 +38,9 @@ def _term(name: str, value: float, weighted: Optional[float]) -> str:
     return f"{name} {value:.3g} (weighted {weighted:.3g})"
 
 
-# Length: 26 of its 101 lines are the typer option list (one parameter per CLI option); the body is 75.
+# Length: 28 of its 108 lines are the typer option list (one parameter per CLI option); the body is 80.
 def train(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (must not exist unless --resume)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset file from `kolmo dataset` (required for a new run)."),
     model: Optional[str] = typer.Option(None, "--model", help="latent-fm|si|dm|mf|reflow or fm|si|dm|mf|reflow (required for a new run)."),
@@ -59,6 +66,7 @@ def train(
     standardise: Optional[bool] = typer.Option(None, "--standardise/--no-standardise", help="Scalar standardisation of the latents before the generator (default on; off = raw latents, as the reference)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's).", callback=opt.at_least(1)),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN_DIR/last.pt exactly (only --epochs, --device, --data may change)."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="Train on N processes: runs this command under torchrun (python -m torch.distributed.run --nproc-per-node N); --batch is the global batch, divisible by N.", callback=opt.at_least(1)),
 ) -> None:
     """Train and print a summary table."""
     with friendly_errors():  # before torch loads: bad paths and data are refused at once
@@ -66,6 +74,7 @@ def train(
                                   ga_landmarks=ga_landmarks, teacher=teacher)
     import torch
 
+    from closure.data_parallel import ranks_from_environment
     from closure.errors import ConfigurationError
     from closure.models import ModelConfig
     from closure.training import TrainConfig, resume_config, train as run_training
@@ -94,6 +103,17 @@ def train(
                 raise ConfigurationError("a new run needs --data DATA.h5 and --model NAME (or --resume to continue "
                                          f"{out})")
             config = TrainConfig(model=ModelConfig(**model_opts), **train_opts)
+        if nproc is not None:  # checked here, then the same command runs under torchrun
+            from cli.torchrun import command_line, run_torchrun, torchrun_command
+
+            preflight.train_processes(nproc, config, out, resume)
+            command = torchrun_command(nproc, command_line(ctx, drop={"nproc"}))
+            console.print(f"[bold]torchrun[/]: {escape(' '.join(command[1:]))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(run_torchrun(command))
+        ranks = ranks_from_environment()
+        if not ranks.main:  # the other torchrun processes train silently
+            run_training(config, out, resume=resume)
+            return
         with Progress(TextColumn("[bold]{task.fields[phase]}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total} ep"),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=console, transient=False) as bar:
@@ -132,8 +152,9 @@ def train(
             table.add_row("best (best.pt)", f"{result.best['phase']} epoch {result.best['epoch']}: "
                                             f"val {result.best['val_loss']:.4g}")
         for phase, rate in result.throughput.items():
+            procs = f"{ranks.world_size} processes × " if ranks.distributed else ""
             table.add_row(f"throughput {phase}", f"{rate:.0f} samples/s ({config.device}, "
-                                                 f"{torch.get_num_threads()} threads)")
+                                                 f"{procs}{torch.get_num_threads()} threads)")
         table.add_row("parameters", ", ".join(f"{k} {v:,}" for k, v in result.parameters.items()))
         table.add_row("wall time (s)", f"{result.seconds:.1f}")
         console.print(table)

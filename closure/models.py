@@ -67,6 +67,7 @@ from typing import Any, List, Optional
 import torch
 from torch import Tensor, nn
 
+from closure.batch_shard import RandomSource
 from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoencoder
 from closure.errors import ConfigurationError
 from closure.model_config import AUTOENCODERS, CONDITIONS, DEFAULT_STEPS, DM_SAMPLERS, HEUN_STEPS, MODELS, \
@@ -186,7 +187,7 @@ class ClosureModel(nn.Module):
         return self.target_coder.decode(destandardise(x1, self.latent_shift, self.latent_scale))
 
     # ------------------------------------------------------------------ generation
-    def path_loss(self, x1: Tensor, c: Tensor, generator: Optional[torch.Generator] = None,
+    def path_loss(self, x1: Tensor, c: Tensor, generator: RandomSource = None,
                   x0: Optional[Tensor] = None) -> Tensor:
         """Training loss of the generator on targets ``x1`` and conditions ``c`` (both ``(B, 1, n, n)``).
 

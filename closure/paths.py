@@ -29,6 +29,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from closure.batch_shard import RandomSource, draw_rand, draw_randn
+
 __all__ = ["PathSample", "FlowMatching", "MeanFlow", "StochasticInterpolant", "VESDE", "VEScoreNetwork", "ve_std"]
 
 
@@ -69,14 +71,15 @@ def _check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
         raise ValueError(f"{name_a} must have the shape of {name_b}, {tuple(b.shape)}; got {tuple(a.shape)}")
 
 
-def _uniform_times(batch: int, low: float, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """``t ~ U[low, 1]`` of shape ``(batch,)`` on ``like``'s device and dtype."""
-    u = torch.rand(batch, generator=generator, device=like.device, dtype=like.dtype)
+def _uniform_times(batch: int, low: float, like: Tensor, generator: RandomSource) -> Tensor:
+    """``t ~ U[low, 1]`` of shape ``(batch,)`` on ``like``'s device and dtype (every draw of a path goes
+    through :mod:`closure.batch_shard`, so a data-parallel shard draws its rows of the global batch)."""
+    u = draw_rand(batch, like, generator)
     return low + (1.0 - low) * u
 
 
-def _randn_like(x: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def _randn_like(x: Tensor, generator: RandomSource) -> Tensor:
+    return draw_randn(x.shape, x, generator)
 
 
 class FlowMatching:
@@ -108,7 +111,7 @@ class FlowMatching:
         x1: Tensor,
         x0: Optional[Tensor] = None,
         t: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> PathSample:
         """Draw ``(t, x_t, u_t)``; ``x0 ~ N(0, I)`` and ``t ~ U[0, 1]`` unless given."""
         if x0 is None:
@@ -125,7 +128,7 @@ class FlowMatching:
         c: Tensor,
         x0: Optional[Tensor] = None,
         t: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> Tensor:
         """Mean squared error ``mean ‖v(t, x_t, c) − (x1 − x0)‖²`` over batch and elements."""
         s = self.sample(x1, x0=x0, t=t, generator=generator)
@@ -180,12 +183,12 @@ abla_x u)\,v ,
         self.equal_fraction = float(equal_fraction)
         self.adaptive_power = float(adaptive_power)
 
-    def times(self, batch: int, like: Tensor, generator: Optional[torch.Generator]) -> tuple[Tensor, Tensor]:
+    def times(self, batch: int, like: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:
         """``(r, t)`` of shape ``(B,)``: sorted uniform pairs, ``r = t`` for a share ``equal_fraction``."""
         a = _uniform_times(batch, 0.0, like, generator)
         b = _uniform_times(batch, 0.0, like, generator)
         r, t = torch.minimum(a, b), torch.maximum(a, b)
-        equal = torch.rand(batch, generator=generator, device=like.device, dtype=like.dtype) < self.equal_fraction
+        equal = draw_rand(batch, like, generator) < self.equal_fraction
         return torch.where(equal, t, r), t
 
     def target(self, network: nn.Module, x_r: Tensor, r: Tensor, t: Tensor, v: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -204,7 +207,7 @@ abla_x u)\,v ,
         x1: Tensor,
         c: Tensor,
         x0: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> Tensor:
         """Mean squared error between ``u_θ`` and the MeanFlow target over batch and elements."""
         if x0 is None:
@@ -287,7 +290,7 @@ class StochasticInterpolant:
         x0: Optional[Tensor] = None,
         t: Optional[Tensor] = None,
         xi: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> PathSample:
         """Draw ``(t, x_t, R_t)``; ``x0`` is required for the empirical source."""
         if x0 is None:
@@ -310,7 +313,7 @@ class StochasticInterpolant:
         x0: Optional[Tensor] = None,
         t: Optional[Tensor] = None,
         xi: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> Tensor:
         """Mean squared error ``mean ‖b(t, x_t, c) − R_t‖²`` over batch and elements."""
         s = self.sample(x1, x0=x0, t=t, xi=xi, generator=generator)
@@ -378,7 +381,7 @@ class VESDE:
         x1: Tensor,
         t: Optional[Tensor] = None,
         z: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> PathSample:
         """Draw ``(t, x_t, −z/σ_t)``; ``t ~ U[t_eps, 1]`` and ``z ~ N(0, I)`` unless given."""
         if z is None:
@@ -394,7 +397,7 @@ class VESDE:
         c: Tensor,
         t: Optional[Tensor] = None,
         z: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: RandomSource = None,
     ) -> Tensor:
         """``mean ‖σ_t s(t, x_t, c) + z‖²`` over batch and elements (σ_t²-weighted DSM).
 

@@ -32,6 +32,10 @@ scheduler, history, best, rng, throughput}`` with every random stream (torch, nu
 shuffle and path-noise generators). ``resume=True`` restores all of it and continues exactly: on the
 CPU, 2 epochs + resume to 4 equal 4 epochs bit for bit. A checkpoint made with another model, another
 setting or another dataset is refused (:class:`~closure.errors.CheckpointMismatchError`).
+
+Several processes (``torchrun``, ``kolmo train --nproc N``): data-parallel, the same step as one process
+with the same global batch, process 0 alone writing; checkpoints are interchangeable with single-process
+runs in both directions (:mod:`closure.data_parallel`).
 """
 
 from __future__ import annotations
@@ -50,18 +54,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from closure.batch_shard import BatchShard
 from closure.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LoadedRun, check_compatible, load_run, \
     numpy_rng_state, read_checkpoint, resume_config, save_checkpoint, set_numpy_rng_state, write_run_json
 from closure.data import ClosurePairs, DatasetInfo, read_info, split_trajectories
+from closure.data_parallel import DataParallel, shard_rows
 from closure.errors import CheckpointMismatchError, ConfigurationError, OutputExistsError
 from closure.losses import autoencoder_loss, joint_loss, loss_weights
 from closure.models import ClosureModel, ModelConfig
 from closure.regularizers import diffusion_potential, potential_distance_median
 from closure.sampling import standardise
 from closure.train_config import TrainConfig, TrainEvent, TrainResult
-from coupling.artifact import resolve_device
 
-__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "load_run", "resume_config",
+__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "LoadedRun", "train", "prepare_run", "load_run", "resume_config",
            "read_checkpoint", "autoencoder_loss", "joint_loss", "loss_weights", "CHECKPOINT_FORMAT"]
 
 _VALIDATION_SEED_OFFSET = 7919
@@ -72,8 +77,10 @@ class _Trainer:
     """Runs the phases of one configuration; all mutable training state lives here."""
 
     def __init__(self, config: TrainConfig, info: DatasetInfo, out: Path, progress: Callable[[TrainEvent], None],
-                 device: torch.device) -> None:
-        self.config, self.info, self.out, self.progress, self.device = config, info, out, progress, device
+                 parallel: DataParallel) -> None:
+        self.config, self.info, self.out, self.progress = config, info, out, progress
+        self.parallel, self.device = parallel, parallel.device
+        device = self.device
         train_ids, val_ids = split_trajectories(info.train_trajectories, config.validation_fraction, config.seed)
         self.split = {"train": train_ids, "validation": val_ids}
         norm = info.normalisation
@@ -84,6 +91,10 @@ class _Trainer:
                 f"dataset {config.data} leaves {len(self.train_set)} training pair(s) after holding out "
                 f"{len(val_ids)} validation trajectory(ies) of its {len(info.train_trajectories)}; expected at least 2 "
                 "(build a larger dataset)")
+        if parallel.distributed:  # the batch actually used (clamped to the data) must split evenly
+            bs = self.batch_size(len(self.train_set))
+            shard_rows(bs, parallel.world_size, 0, f"batch {bs} (--batch {config.batch} clamped to the "
+                                                   f"{len(self.train_set)} training pairs)")
         self.data = {name: (s.omega.to(device), s.closure.to(device))
                      for name, s in (("train", self.train_set), ("validation", self.val_set))}
         self.run_id = ""
@@ -113,6 +124,8 @@ class _Trainer:
         self.model.fit_pca(self.data["train"][1])
         if self.teacher is not None:  # reflow: start from the teacher (same architecture, see train())
             self.model.load_state_dict(self.teacher.state_dict())
+        self.run_id = self.parallel.broadcast_object(self.run_id)
+        self.parallel.broadcast_module(self.model)  # the same seed made them equal already; keep it so
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.run_id = ckpt["run_id"]
@@ -224,11 +237,13 @@ class _Trainer:
 
     @torch.no_grad()
     def raw_latents(self, omega: Tensor, closure: Tensor) -> tuple[Tensor, Tensor]:
-        zs, cs = [], []
-        for start in range(0, omega.shape[0], 256):
-            zs.append(self.model.target_coder.encode(closure[start:start + 256]))
-            cs.append(self.model.condition_coder.encode(omega[start:start + 256]))
-        return torch.cat(zs), torch.cat(cs)
+        """Target and condition latents of every pair, in chunks of 256 (shared out over the processes)."""
+        def chunk(start: int, stop: int) -> tuple[Tensor, Tensor]:
+            return (self.model.target_coder.encode(closure[start:stop]),
+                    self.model.condition_coder.encode(omega[start:stop]))
+
+        z, c = self.parallel.map_chunks(chunk, omega.shape[0], 256)
+        return z, c
 
     def standardise(self) -> None:
         """Set the scalar standardisation of the generator's state (:mod:`closure.models`): measured on the
@@ -249,20 +264,28 @@ class _Trainer:
     @torch.no_grad()
     def couplings(self, split: str, x1: Tensor, c: Tensor) -> tuple[Tensor, ...]:
         """Reflow pairs of ``split``: ``(x1*, c, x0)`` with ``x0 ~ N(0, I)`` (fixed seed per split) and
-        ``x1* = teacher_sampler(x0, c)`` (``teacher_steps`` Euler steps; one coupling per training pair)."""
+        ``x1* = teacher_sampler(x0, c)`` (``teacher_steps`` Euler steps; one coupling per training pair).
+        Every process draws all of ``x0``; the chunks of 256 pairs are shared out over the processes."""
         assert self.teacher is not None
         seed = self.config.seed + (2 if split == "train" else 3) * _VALIDATION_SEED_OFFSET
         gen = torch.Generator(device=self.device).manual_seed(seed)
         x0 = torch.randn(x1.shape, generator=gen, device=self.device, dtype=x1.dtype)
         sampler = self.teacher.make_sampler(self.config.teacher_steps)
-        x1_star = torch.cat([sampler(x0[i:i + 256], c[i:i + 256]) for i in range(0, x0.shape[0], 256)])
+        (x1_star,) = self.parallel.map_chunks(lambda i, j: (sampler(x0[i:j], c[i:j]),), x0.shape[0], 256)
         return x1_star, c, x0
 
     # ------------------------------------------------------------------ losses
-    def loss(self, phase: str, split: str, idx: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, phase: str, split: str, idx: Tensor, generator: torch.Generator,
+             rows: Optional[slice] = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss of the batch ``idx`` (rows of ``split``); with ``rows`` (data-parallel) this process's shard
+        ``idx[rows]`` of it: its rows of the batch's random draws, the batch-coupled terms on the whole batch."""
+        local, source, gather = idx, generator, None
+        if rows is not None:
+            local, source = idx[rows], BatchShard(generator, rows.start, rows.stop, idx.shape[0])
+            gather = self.parallel.gather_rows
         if phase == "generator":
-            x1, c, *source = self.latents[split]
-            gen = self.model.path_loss(x1[idx], c[idx], generator, x0=source[0][idx] if source else None)
+            x1, c, *x0 = self.latents[split]
+            gen = self.model.path_loss(x1[local], c[local], source, x0=x0[0][local] if x0 else None)
             return gen, {"gen": gen}
         omega, closure = self.data[split]
         if phase == "autoencoder":
@@ -270,8 +293,9 @@ class _Trainer:
             if self.potentials is not None and split == "train":
                 u = self.potentials[idx]
                 distances = torch.cdist(u, u)
-            return autoencoder_loss(self.model, omega[idx], closure[idx], self.config, distances, self.ga_median)
-        return joint_loss(self.model, omega[idx], closure[idx], self.config, generator)
+            return autoencoder_loss(self.model, omega[local], closure[local], self.config, distances, self.ga_median,
+                                    gather)
+        return joint_loss(self.model, omega[local], closure[local], self.config, source, gather)
 
     def batch_size(self, n: int) -> int:
         return min(self.config.batch, n)
@@ -280,6 +304,8 @@ class _Trainer:
         n = len(self.train_set)
         bs = self.batch_size(n)
         batches = n // bs
+        rows = self.parallel.shard(bs)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
         self.model.train()
         sums: dict[str, float] = {}
@@ -287,24 +313,25 @@ class _Trainer:
         t0 = time.perf_counter()
         for b in range(batches):
             idx = perm[b * bs:(b + 1) * bs]
-            loss, parts = self.loss(phase, "train", idx, self.noise_gen)
+            loss, parts = self.loss(phase, "train", idx, self.noise_gen, rows)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.parallel.average_gradients(params)
             self.optimizer.step()
-            value = float(loss.detach())
+            value, *part_values = self.parallel.mean([loss.detach(), *(v.detach() for v in parts.values())])
             if not math.isfinite(value):
                 raise ConfigurationError(f"training diverged in phase {phase}, epoch {self.epoch + 1}, batch {b + 1}: "
                                          f"loss {value}; lower --lr")
             total += value
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in zip(parts, part_values):
+                sums[k] = sums.get(k, 0.0) + v
             self.progress(TrainEvent("batch", phase, self.epoch, n_epochs, b + 1, batches, value,
                                      lr=self.optimizer.param_groups[0]["lr"]))
         seconds = time.perf_counter() - t0
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.epoch += 1
-        val = self.validate(phase)
+        val = self.parallel.broadcast_float(self.validate(phase) if self.parallel.main else math.nan)
         rate = batches * bs / seconds if seconds > 0 else float("nan")
         improved = last_phase and (self.best is None or val < self.best["val_loss"])
         components = {k: v / batches for k, v in sums.items()}
@@ -312,17 +339,20 @@ class _Trainer:
         weighted = {k: weights[k] * v for k, v in components.items()}
         entry = {"phase": phase, "epoch": self.epoch, "train_loss": total / batches, "components": components,
                  "weighted": weighted, "val_loss": val, "lr": lr,
-                 "seconds": seconds, "samples": batches * bs, "samples_per_s": rate, "best": improved}
+                 "seconds": seconds, "samples": batches * bs, "samples_per_s": rate, "best": improved,
+                 "processes": self.parallel.world_size}
         self.history.append(entry)
         done = [h for h in self.history if h["phase"] == phase]
         self.throughput[phase] = sum(h["samples"] for h in done) / sum(h["seconds"] for h in done)
         if improved:
             self.best = {"phase": phase, "epoch": self.epoch, "val_loss": val}
-        state = self.checkpoint(phase)
-        save_checkpoint(state, self.out / "last.pt")
-        if improved:
-            save_checkpoint(state, self.out / "best.pt")
-        self.write_summary()
+        if self.parallel.main:
+            state = self.checkpoint(phase)
+            save_checkpoint(state, self.out / "last.pt")
+            if improved:
+                save_checkpoint(state, self.out / "best.pt")
+            self.write_summary()
+        self.parallel.barrier()  # every process leaves the epoch with its checkpoint on disk
         self.progress(TrainEvent("epoch", phase, self.epoch, n_epochs, batches, batches, entry["train_loss"],
                                  components, val, lr, rate, improved, weighted=weighted))
 
@@ -358,29 +388,20 @@ def _reflow_student(config: TrainConfig, info: DatasetInfo) -> ModelConfig:
     return replace(tcfg, model="latent-reflow" if tcfg.latent else "reflow", steps=None)
 
 
-def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
-          progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainResult:
-    """Train (or resume) a closure model into the run directory ``out``.
+def prepare_run(config: TrainConfig, out: str | os.PathLike,
+                resume: bool = False) -> tuple[TrainConfig, DatasetInfo, Optional[dict[str, Any]]]:
+    """Every check :func:`train` makes before it starts work, without side effects: the dataset, the
+    reflow teacher, the checkpoint to resume and its compatibility, the settings, the run directory.
 
-    Parameters
-    ----------
-    config : TrainConfig
-        Settings (``config.model.grid`` is set from the data).
-    out : path-like
-        Run directory; must not exist unless ``resume``.
-    resume : bool
-        Continue ``out/last.pt`` exactly (settings other than :data:`RESUMABLE_CHANGES` must match).
-    progress : callable, optional
-        Receives :class:`TrainEvent` s.
+    Returns the configuration completed from the data (``model.grid``, a reflow student's architecture),
+    the dataset's :class:`DatasetInfo` and the checkpoint to resume (``None`` for a new run). ``kolmo train
+    --nproc`` calls it once before it launches the processes, so that a bad input is one error line.
 
     Raises
     ------
-    OutputExistsError, CheckpointError, CheckpointMismatchError, ConfigurationError, DeviceError,
-    FileFormatError
+    OutputExistsError, CheckpointError, CheckpointMismatchError, ConfigurationError, FileFormatError
     """
-    t0 = time.perf_counter()
     out = Path(out)
-    device = resolve_device(config.device)
     info = read_info(config.data)
     config = replace(config, model=replace(config.model, grid=info.grid))
     if config.model.family == "reflow" and config.teacher:
@@ -392,14 +413,53 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
     config.validate()
     if not resume and out.exists():
         raise OutputExistsError(f"run directory {out} exists; choose another --out, or pass --resume to continue it")
-    trainer = _Trainer(config, info, out, progress or (lambda event: None), device)
-    if ckpt is not None:
-        trainer.restore(ckpt)
-    else:
-        trainer.start_fresh()
-        out.mkdir(parents=True)
-    trainer.run()
-    trainer.write_summary()
+    return config, info, ckpt
+
+
+def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
+          progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainResult:
+    """Train (or resume) a closure model into the run directory ``out``.
+
+    Under ``torchrun`` (its environment variables set, see :mod:`closure.data_parallel`) every process calls
+    this with the same arguments: they train one model data-parallel, process 0 writes the run directory and
+    alone receives ``progress`` events; every process returns the same history.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Settings (``config.model.grid`` is set from the data). ``batch`` is the global batch, split evenly
+        over the processes.
+    out : path-like
+        Run directory; must not exist unless ``resume``.
+    resume : bool
+        Continue ``out/last.pt`` exactly (settings other than :data:`RESUMABLE_CHANGES` must match), whatever
+        the number of processes that wrote it.
+    progress : callable, optional
+        Receives :class:`TrainEvent` s (process 0 only).
+
+    Raises
+    ------
+    OutputExistsError, CheckpointError, CheckpointMismatchError, ConfigurationError, DeviceError,
+    FileFormatError
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    parallel = DataParallel.from_environment(config.device)
+    config, info, ckpt = prepare_run(config, out, resume)
+    if parallel.distributed:
+        shard_rows(config.batch, parallel.world_size, 0)
+    with parallel.session():  # every process has made the checks above before process 0 creates `out`
+        trainer = _Trainer(config, info, out, (progress if parallel.main else None) or (lambda event: None), parallel)
+        if ckpt is not None:
+            trainer.restore(ckpt)
+        else:
+            trainer.start_fresh()
+            if parallel.main:
+                out.mkdir(parents=True)
+        trainer.run()
+        if parallel.main:
+            trainer.write_summary()
+        parallel.barrier()
     trainer.progress(TrainEvent("done", trainer.history[-1]["phase"] if trainer.history else "", trainer.epoch,
                                 trainer.epoch, message=str(out)))
     return TrainResult(out, trainer.run_id, trainer.history, trainer.best, trainer.throughput,

@@ -254,6 +254,9 @@ def _option_cases() -> list[Case]:
              "--ae-channels"),
         case("train-lr-nan", "train", "--data {data} --model fm --lr nan --out {out}/t", USAGE, "--lr", "nan"),
         case("train-device-unknown", "train", "--data {data} --model fm --device tpu9 --out {out}/t", USAGE, "--device"),
+        case("train-nproc-zero", "train", "--data {data} --model fm --nproc 0 --out {out}/t", USAGE, "--nproc", "0"),
+        case("train-nproc-batch-indivisible", "train", "--data {data} --model fm --batch 5 --nproc 2 --out {out}/t",
+             USAGE, "--batch 5", "--nproc 2"),
         case("train-teacher-steps-zero", "train", "--data {data} --model latent-reflow --teacher {trained} "
              "--teacher-steps 0 --out {out}/t", USAGE, "--teacher-steps"),
         case("train-ga-landmarks-negative", "train", "--data {data} --model fm --ga-landmarks -1 --out {out}/t", USAGE,

@@ -71,3 +71,28 @@ def test_train_errors_are_one_line_and_typed(tmp_path: Path, monkeypatch) -> Non
     r = runner.invoke(app, ["evaluate", "apriori", str(tmp_path / "none"), "--data", str(data)])
     assert r.exit_code == 3 and "run directory" in r.output and "does not exist" in r.output
     assert "Traceback" not in r.output
+
+
+def test_nproc_launches_exactly_the_torchrun_command_and_forwards_its_exit_status(tmp_path: Path, monkeypatch) -> None:
+    """``kolmo train --nproc 2 ...`` = ``python -m torch.distributed.run --nproc-per-node 2 -m cli.main train`` with
+    the options given (flags and negated flags as typed, defaults left out), and its exit status."""
+    import sys
+
+    import cli.torchrun
+
+    data = write_synthetic_dataset(tmp_path / "d.h5", train_trajectories=2, snapshots=4)
+    launched: list[list[str]] = []
+    monkeypatch.setattr(cli.torchrun, "run_torchrun", lambda command: launched.append(command) or 7)
+    r = runner.invoke(app, ["train", "--data", str(data), "--model", "latent-fm", "--nproc", "2", "--batch", "4",
+                            "--no-standardise", "--lr", "0.002", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 7, r.output
+    assert launched == [[sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "cli.main",
+                         "train", "--out", str(tmp_path / "r"), "--data", str(data), "--model", "latent-fm",
+                         "--batch", "4", "--lr", "0.002", "--no-standardise"]]
+    assert not (tmp_path / "r").exists()  # only checked: the processes write it
+    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "localhost",
+                       "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(key, value)
+    r = runner.invoke(app, ["train", "--data", str(data), "--model", "fm", "--nproc", "2", "--batch", "4",
+                            "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--nproc 2 inside a torchrun process" in r.output and len(launched) == 1
