@@ -49,6 +49,8 @@ class VorticityEquation:
     ----------
     linear : ndarray ``(N, N//2+1)``
         Diagonal implicit operator :math:`L = -(\\nu|k|^2 + \\mu)`.
+    velocity_scale : float
+        :math:`1/N^2`, the normalisation of the inverse FFT, folded into the velocities.
     speed : ndarray ``(B,)``
         ``max(|u| + |v|)`` per member at the last call that tracked it: in a time step, the
         first stage, i.e. the state at the start of the step (zero without advection).
@@ -72,7 +74,7 @@ class VorticityEquation:
         if advection:
             self.fft2 = RealFFT2(grid.n, 2 * self.members, backend=backend, threads=threads, planner=planner)
         self.coef_a, self.coef_c = kernels.advection_coefficients(grid.kx, grid.ky, grid.kx_odd, grid.ky_odd, grid.mask)
-        self._scale = 1.0 / (grid.n * grid.n)
+        self.velocity_scale = 1.0 / (grid.n * grid.n)
 
     # --- jax-cfd interface -----------------------------------------------------------------
     def explicit_terms(self, omega_hat: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -92,20 +94,41 @@ class VorticityEquation:
         r"""Transforms of the Basdevant products ``(uv, u² − v²)``, ``(2B, N, N//2+1)``: a view of an
         internal buffer, valid until the next call. Records ``speed``.
 
-        Invert (ψ̂ → û, v̂) → 2B inverse FFTs → products in physical space → 2B forward FFTs.
-        The masked advection is ``coef_a * P̂ + coef_c * Q̂`` (see :mod:`kolmo.kernels`).
-        ``track_speed=False`` skips updating :attr:`speed` (steppers track it once per step).
+        Invert (ψ̂ → û, v̂: :meth:`invert`) → 2B inverse FFTs → products in physical space → 2B
+        forward FFTs (:meth:`products_hat`). The masked advection is ``coef_a * P̂ + coef_c * Q̂``
+        (see :mod:`kolmo.kernels`). ``track_speed=False`` skips updating :attr:`speed` (steppers
+        track it once per step).
+        """
+        self.invert(omega_hat)
+        return self.products_hat(track_speed)
+
+    def invert(self, omega_hat: np.ndarray) -> None:
+        r"""Write the velocities :math:`(\hat u, \hat v)/N^2` of ``omega_hat`` into ``fft2.spec`` ``(2B, N, N//2+1)``.
+
+        The ``1/N²`` (:attr:`velocity_scale`) folds the normalisation of the unnormalised inverse
+        FFT into this pass. :func:`kolmo.kernels.cn_stage_invert_numba` writes the same buffer
+        the same way at the end of a stage, so a stepper can skip this call for its next stage.
         """
         g, fft = self.grid, self.fft2
         if self.backend == "fftw":
-            kernels.velocity_hat_numba(omega_hat, g.kx_odd, g.ky_odd, g.inv_k2, self._scale, fft.spec)
-            fft.inverse()
+            kernels.velocity_hat_numba(omega_hat, g.kx_odd, g.ky_odd, g.inv_k2, self.velocity_scale, fft.spec)
+        else:
+            fft.spec[...] = kernels.velocity_hat(omega_hat, g.kx_odd, g.ky_odd, g.inv_k2,
+                                                 self.velocity_scale).reshape(fft.spec.shape)
+
+    def products_hat(self, track_speed: bool = True) -> np.ndarray:
+        r"""From the velocities in ``fft2.spec`` (written by :meth:`invert`): 2B inverse FFTs, the
+        products ``(uv, u² − v²)`` in physical space, 2B forward FFTs; returns ``fft2.spec``
+        ``(2B, N, N//2+1)`` holding their transforms. Records :attr:`speed` if ``track_speed``."""
+        fft = self.fft2
+        fft.inverse()
+        if self.backend == "fftw":
             kernels.basdevant_products_numba(fft.real, self.speed, track_speed)
         else:
-            fft.spec[...] = kernels.velocity_hat(omega_hat, g.kx_odd, g.ky_odd, g.inv_k2, self._scale).reshape(fft.spec.shape)
-            fft.inverse()
             b = self.members
-            p, q, self.speed[:] = kernels.basdevant_products(fft.real[:b], fft.real[b:])
+            p, q, speed = kernels.basdevant_products(fft.real[:b], fft.real[b:])
+            if track_speed:
+                self.speed[:] = speed
             fft.real[:b], fft.real[b:] = p, q
         fft.forward()
         return fft.spec

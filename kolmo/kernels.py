@@ -51,6 +51,26 @@ def advection_coefficients(kx: np.ndarray, ky: np.ndarray, kx_odd: np.ndarray, k
     return a, c
 
 
+def cn_stage_advective(u: np.ndarray, pq_hat: np.ndarray, coef_a: np.ndarray, coef_c: np.ndarray,
+                       forcing_hat: np.ndarray, tendency: np.ndarray | None, previous: np.ndarray,
+                       explicit_gain: np.ndarray, implicit_gain: np.ndarray, gamma_dt: float,
+                       zeta_dt: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""One Crank–Nicolson / low-storage RK stage with the Basdevant advection: ``(u_new, N)`` (new arrays).
+
+    .. math:: N = \hat f - (A\hat P + C\hat Q) + \hat s,\qquad
+              u_{new} = \frac{1 + \alpha\Delta t L}{1 - \beta\Delta t L}u
+              + \frac{\gamma\Delta t N + \zeta\Delta t N_{prev}}{1 - \beta\Delta t L}
+
+    ``pq_hat`` ``(2B, N, N//2+1)`` holds (``uv``, ``u² − v²``) transforms, ``previous`` is
+    :math:`N_{prev}`; ``tendency`` :math:`\hat s` may be ``None``.
+    """
+    b = u.shape[0]
+    nl = forcing_hat - (coef_a * pq_hat[:b] + coef_c * pq_hat[b:])
+    if tendency is not None:
+        nl = nl + tendency
+    return explicit_gain * u + implicit_gain * (gamma_dt * nl + zeta_dt * previous), nl
+
+
 def advection_hat_reference(omega_hat: np.ndarray, kx_odd: np.ndarray, ky_odd: np.ndarray,
                             inv_k2: np.ndarray, mask: np.ndarray) -> np.ndarray:
     r"""Dealiased :math:`P\,\widehat{u\partial_x\omega + v\partial_y\omega}` in the advective form, with numpy.fft."""
@@ -90,8 +110,12 @@ def velocity_hat_numba(omega_hat, kx_odd, ky_odd, inv_k2, scale, out):  # pragma
 @njit(cache=True, fastmath=True)
 def basdevant_products_numba(fields, speed, track_speed=True):  # pragma: no cover
     """In place on ``fields`` ``(2*B, N, N)``: ``(u, v) → (uv, u² − v²)``; with ``track_speed``,
-    also ``max(|u|+|v|)`` per member into ``speed`` (the max reduction does not vectorise and
-    triples the cost of this loop, so the stepper asks for it once per step)."""
+    also ``max(|u|+|v|)`` per member into ``speed``.
+
+    The maximum is kept per column in a row of ``N`` running maxima and reduced once per member:
+    an element-wise max vectorises, a scalar max reduction does not (it tripled the cost of the
+    loop at 256²).
+    """
     b_count = fields.shape[0] // 2
     n, n2 = fields.shape[1], fields.shape[2]
     if not track_speed:
@@ -103,16 +127,18 @@ def basdevant_products_numba(fields, speed, track_speed=True):  # pragma: no cov
                     fields[b, j, i] = u * v
                     fields[b_count + b, j, i] = (u - v) * (u + v)
         return speed
+    running = np.empty(n2)
     for b in range(b_count):
-        vmax = 0.0
+        running[:] = 0.0
         for j in range(n):
             for i in range(n2):
                 u = fields[b, j, i]
                 v = fields[b_count + b, j, i]
                 fields[b, j, i] = u * v
                 fields[b_count + b, j, i] = (u - v) * (u + v)
-                vmax = max(vmax, abs(u) + abs(v))
-        speed[b] = vmax
+                s = abs(u) + abs(v)
+                running[i] = s if s > running[i] else running[i]
+        speed[b] = running.max()
     return speed
 
 
@@ -167,4 +193,48 @@ def cn_stage_advective_numba(u, pq_hat, coef_a, coef_c, forcing_hat, tendency, p
                 u[b, j, i] = explicit_gain[j, i] * u[b, j, i] + implicit_gain[j, i] * (
                     gamma_dt * nl + zeta_dt * previous[b, j, i])
                 previous[b, j, i] = nl
+    return u
+
+
+@njit(cache=True, fastmath=True)
+def cn_stage_invert_numba(u, pq_hat, coef_a, coef_c, forcing_hat, tendency, previous, explicit_gain,
+                          implicit_gain, gamma_dt, zeta_dt, use_tendency, kx_odd, ky_odd, inv_k2,
+                          scale):  # pragma: no cover
+    r""":func:`cn_stage_advective_numba` fused with the next stage's inversion, in one pass.
+
+    Updates ``u`` and ``previous`` as :func:`cn_stage_advective_numba`, then overwrites
+    ``pq_hat`` (read first, mode by mode) with the scaled velocities of the *updated* ``u``,
+    exactly what :func:`velocity_hat_numba` would write: rows ``b`` û·scale, rows ``B + b``
+    v̂·scale. One pass over the spectral arrays instead of two (NumPy reference:
+    :func:`cn_stage_advective` then :func:`velocity_hat`).
+    """
+    b_count, n, m = u.shape
+    for b in range(b_count):
+        for j in range(n):
+            kyj = ky_odd[j]
+            for i in range(m):
+                p = pq_hat[b, j, i]
+                q = pq_hat[b_count + b, j, i]
+                a = coef_a[j, i]
+                c = coef_c[j, i]
+                f = forcing_hat[j, i]
+                nr = f.real - (a * p.real + c * q.real)
+                ni = f.imag - (a * p.imag + c * q.imag)
+                if use_tendency:
+                    t = tendency[b, j, i]
+                    nr += t.real
+                    ni += t.imag
+                w = u[b, j, i]
+                pv = previous[b, j, i]
+                e = explicit_gain[j, i]
+                g = implicit_gain[j, i]
+                wr = e * w.real + g * (gamma_dt * nr + zeta_dt * pv.real)
+                wi = e * w.imag + g * (gamma_dt * ni + zeta_dt * pv.imag)
+                u[b, j, i] = complex(wr, wi)
+                previous[b, j, i] = complex(nr, ni)
+                s = inv_k2[j, i] * scale
+                pr = wr * s
+                pi = wi * s
+                pq_hat[b, j, i] = complex(-kyj * pi, kyj * pr)
+                pq_hat[b_count + b, j, i] = complex(kx_odd[i] * pi, -kx_odd[i] * pr)
     return u

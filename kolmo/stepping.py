@@ -69,7 +69,8 @@ class _LowStorageCN(Stepper):
     r"""Stages :math:`u \leftarrow [u + \Delta t(\alpha_k L u + \gamma_k N_k + \zeta_k N_{k-1})]/(1-\Delta t\beta_k L)`.
 
     The diagonal factors are precomputed once; with a :class:`~kolmo.equation.VorticityEquation`
-    on the FFTW backend the mask, forcing and tendency are fused into the stage update.
+    on the FFTW backend the mask, forcing and tendency are fused into the stage update, and every
+    stage but the last also inverts the updated state for the next stage in the same pass.
     """
 
     alphas: tuple[float, ...] = ()
@@ -83,18 +84,30 @@ class _LowStorageCN(Stepper):
         self._gains = [((1.0 + a * self.dt * lin) / (1.0 - b * self.dt * lin), 1.0 / (1.0 - b * self.dt * lin))
                        for a, b in zip(self.alphas, self.betas)]
         self._fused = (getattr(equation, "advection", False) and getattr(equation, "backend", "") == "fftw"
-                       and hasattr(equation, "advection_products_hat"))
+                       and hasattr(equation, "products_hat"))
 
     def __call__(self, u: np.ndarray, tendency: np.ndarray | None = None) -> None:
         explicit, previous = self._buffers(u)
         use_t = tendency is not None
         t = tendency if use_t else explicit
         eq = self.equation
+        last = len(self._gains) - 1
         for k, ((eg, ig), g, z) in enumerate(zip(self._gains, self.gammas, self.zetas)):
             if self._fused:
-                pq = eq.advection_products_hat(u, track_speed=k == 0)  # type: ignore[attr-defined]
-                kernels.cn_stage_advective_numba(u, pq, eq.coef_a, eq.coef_c, eq.forcing_hat, t,  # type: ignore[attr-defined]
-                                                 previous, eg, ig, g * self.dt, z * self.dt, use_t)
+                # invert → advect → stage update; every stage but the last also writes the next
+                # stage's velocities in the same pass (cn_stage_invert_numba), so only the first
+                # stage inverts on its own: ω̂ may change between steps (restarts, set_state).
+                if k == 0:
+                    eq.invert(u)  # type: ignore[attr-defined]
+                pq = eq.products_hat(track_speed=k == 0)  # type: ignore[attr-defined]
+                if k < last:
+                    gr = eq.grid  # type: ignore[attr-defined]
+                    kernels.cn_stage_invert_numba(u, pq, eq.coef_a, eq.coef_c, eq.forcing_hat, t,  # type: ignore[attr-defined]
+                                                  previous, eg, ig, g * self.dt, z * self.dt, use_t,
+                                                  gr.kx_odd, gr.ky_odd, gr.inv_k2, eq.velocity_scale)  # type: ignore[attr-defined]
+                else:
+                    kernels.cn_stage_advective_numba(u, pq, eq.coef_a, eq.coef_c, eq.forcing_hat, t,  # type: ignore[attr-defined]
+                                                     previous, eg, ig, g * self.dt, z * self.dt, use_t)
             else:
                 eq.explicit_terms(u, explicit)
                 kernels.cn_stage_numba(u, explicit, t, previous, eg, ig, g * self.dt, z * self.dt, use_t)

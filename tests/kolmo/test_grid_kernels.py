@@ -109,3 +109,37 @@ def test_grid_rejects_bad_sizes() -> None:
         Grid(32, dealias="3/2")
     with pytest.raises(ConfigurationError, match="positive"):
         Grid(32, L=-1.0)
+
+
+@pytest.mark.parametrize("with_tendency", [False, True])
+def test_fused_stage_kernels_match_numpy_reference(with_tendency: bool) -> None:
+    """The stage update (cn_stage_advective_numba) and the stage fused with the next inversion
+    (cn_stage_invert_numba) equal the NumPy stage reference followed by the NumPy velocities."""
+    from kolmo.equation import VorticityEquation
+    from kolmo.forcing import kolmogorov_forcing
+    from kolmo.stepping import make_stepper
+
+    g, b = Grid(32), 3
+    rng = np.random.default_rng(7)
+    eq = VorticityEquation(g, 1e-2, 0.1, kolmogorov_forcing(g), members=b)
+    (eg, ig), gdt, zdt = make_stepper("cn-rk3", eq, 0.01)._gains[1], 0.01 * 5 / 12, -0.01 * 17 / 60
+    u0 = band_limited(g, rng, frac=0.5, batch=b)
+    pq0 = np.fft.rfft2(rng.standard_normal((2 * b, 32, 32)))
+    prev0 = np.fft.rfft2(rng.standard_normal((b, 32, 32)))
+    tend = np.fft.rfft2(rng.standard_normal((b, 32, 32))) * 0.1 if with_tendency else None
+    ref_u, ref_nl = kernels.cn_stage_advective(u0, pq0, eq.coef_a, eq.coef_c, eq.forcing_hat, tend, prev0, eg, ig, gdt, zdt)
+    ref_vel = kernels.velocity_hat(ref_u, g.kx_odd, g.ky_odd, g.inv_k2, 0.25).reshape(pq0.shape)
+    t = tend if with_tendency else prev0  # an unused placeholder when there is no tendency
+    scale = np.abs(ref_u).max()
+
+    u, pq, prev = u0.copy(), pq0.copy(), prev0.copy()
+    kernels.cn_stage_advective_numba(u, pq, eq.coef_a, eq.coef_c, eq.forcing_hat, t, prev, eg, ig, gdt, zdt, with_tendency)
+    np.testing.assert_allclose(u, ref_u, rtol=0, atol=1e-14 * scale)
+    np.testing.assert_allclose(prev, ref_nl, rtol=0, atol=1e-14 * np.abs(ref_nl).max())
+
+    u, pq, prev = u0.copy(), pq0.copy(), prev0.copy()
+    kernels.cn_stage_invert_numba(u, pq, eq.coef_a, eq.coef_c, eq.forcing_hat, t, prev, eg, ig, gdt, zdt,
+                                  with_tendency, g.kx_odd, g.ky_odd, g.inv_k2, 0.25)
+    np.testing.assert_allclose(u, ref_u, rtol=0, atol=1e-14 * scale)
+    np.testing.assert_allclose(prev, ref_nl, rtol=0, atol=1e-14 * np.abs(ref_nl).max())
+    np.testing.assert_allclose(pq, ref_vel, rtol=0, atol=1e-14 * np.abs(ref_vel).max())
