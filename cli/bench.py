@@ -36,11 +36,24 @@ def solver(
     repeats: int = typer.Option(5, help="Timing blocks; the minimum is reported.", callback=opt.at_least(1)),
     numpy_reference: bool = typer.Option(True, help="Also time the NumPy reference solver (slow at 512²)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
+    peer: Optional[str] = typer.Option(None, help="Compare with a peer solver instead: jax-cfd (batch 1, "
+                                       "interleaved processes; see kolmo/peer.py).", callback=opt.choice("jax-cfd")),
+    peer_python: Optional[Path] = typer.Option(None, help="With --peer: the Python executable of an environment "
+                                               "that has the peer (pip install jax jax-cfd); never kolmo's own."),
+    peer_script: Optional[Path] = typer.Option(None, help="With --peer: its timing script (default "
+                                               "benchmarks/peer_jax_cfd.py of this checkout)."),
+    peer_cores: str = typer.Option("1,2", help="With --peer: core settings, each side pinned to 1 and/or 2 cores.",
+                                   callback=opt.int_list(1)),
+    peer_rounds: int = typer.Option(3, help="With --peer: rounds of the kolmo/peer alternation.", callback=opt.at_least(1)),
 ) -> None:
     """µs per step (cn-rk3, kolmogorov physics) beside the FFT-only bound and the NumPy reference."""
     from kolmo.benchmark import machine_info, run_solver_benchmark
 
     with friendly_errors():
+        if peer is not None or peer_python is not None:
+            _solver_peer(peer, peer_python, peer_script, _ints(grid, "grid"), _ints(peer_cores, "peer-cores"),
+                         peer_rounds, repeats, json_out)
+            return
         grids, bs = _ints(grid, "grid"), _ints(members, "members")
         preflight.bench_solver_resources(grids, bs, json_out)
         info = machine_info()
@@ -60,6 +73,38 @@ def solver(
         if json_out is not None:
             write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
+
+
+def _solver_peer(peer: Optional[str], peer_python: Optional[Path], peer_script: Optional[Path], grids: list[int],
+                 cores: list[int], rounds: int, repeats: int, json_out: Optional[Path]) -> None:
+    """``kolmo bench solver --peer``: kolmo against the peer, interleaved, one table per core setting."""
+    from kolmo.benchmark import machine_info
+    from kolmo.errors import ConfigurationError
+    from kolmo.paths import existing_file
+    from kolmo.peer import compare_with_peer
+
+    if peer is None or peer_python is None:
+        raise ConfigurationError("--peer and --peer-python go together (e.g. --peer jax-cfd --peer-python "
+                                 "/path/to/jaxvenv/bin/python)")
+    existing_file(peer_python, "--peer-python", "Python executable")
+    if peer_script is not None:
+        existing_file(peer_script, "--peer-script", "script")
+    preflight.bench_solver_resources(grids, [1], json_out)
+    info = machine_info()
+    res = compare_with_peer(peer, peer_python, grids, cores=tuple(cores), rounds=rounds, repeats=repeats,
+                            peer_script=peer_script,
+                            progress=lambda r: console.print(f"  round {r['round']} {r['cores']} core(s) {r['side']} "
+                                                             f"N={r['n']}: {r['step_us']:.1f} µs/step", highlight=False))
+    table = Table(title=f"kolmo vs {peer} — {info['cpu']}, batch 1, min over {rounds} interleaved rounds")
+    for col in ("cores", "N", "kolmo [µs]", f"{peer} [µs]", "speed-up", "per round"):
+        table.add_column(col, justify="right")
+    for row in res.summary():
+        table.add_row(str(row["cores"]), str(row["n"]), f"{row['kolmo_us']:.1f}", f"{row['peer_us']:.1f}",
+                      f"{row['speedup']:.2f}×", " ".join(f"{x:.2f}" for x in row["speedup_per_round"]))
+    console.print(table)
+    if json_out is not None:
+        write_json(json_out, {"machine": info, **res.as_dict()}, indent=1)
+        console.print(f"wrote {json_out}")
 
 
 @bench_app.command("closures", short_help="Latency per call of closure artifacts, NFE, FLOPs, speed-up.")
