@@ -22,6 +22,7 @@ import numpy as np
 from kolmo import kernels
 from kolmo.errors import ConfigurationError
 from kolmo.fft import RealFFT2
+from kolmo.fftw_numba import NumbaPlans, numba_plans
 from kolmo.grid import Grid
 
 
@@ -49,6 +50,10 @@ class VorticityEquation:
     ----------
     linear : ndarray ``(N, N//2+1)``
         Diagonal implicit operator :math:`L = -(\\nu|k|^2 + \\mu)`.
+    numba_plans : NumbaPlans or None
+        The transforms of ``fft2`` as FFTW plans that compiled code executes (one FFTW thread), so
+        that a stepper can run a whole step without Python (:mod:`kolmo.fftw_numba`); ``None`` on
+        the NumPy backend, with several threads, or without advection.
     velocity_scale : float
         :math:`1/N^2`, the normalisation of the inverse FFT, folded into the velocities.
     speed : ndarray ``(B,)``
@@ -71,8 +76,10 @@ class VorticityEquation:
         self.forcing = forcing
         self.forcing_hat = np.fft.rfft2(forcing)
         self.speed = np.zeros(self.members)
+        self.numba_plans: NumbaPlans | None = None
         if advection:
             self.fft2 = RealFFT2(grid.n, 2 * self.members, backend=backend, threads=threads, planner=planner)
+            self.numba_plans = numba_plans(self.fft2, planner)
         self.coef_a, self.coef_c = kernels.advection_coefficients(grid.kx, grid.ky, grid.kx_odd, grid.ky_odd, grid.mask)
         self.velocity_scale = 1.0 / (grid.n * grid.n)
 

@@ -28,8 +28,11 @@ from typing import Protocol
 
 import numpy as np
 
+from numba import njit
+
 from kolmo import kernels
 from kolmo.errors import ConfigurationError
+from kolmo.fftw_numba import fftw_execute
 
 
 class Equation(Protocol):
@@ -70,7 +73,9 @@ class _LowStorageCN(Stepper):
 
     The diagonal factors are precomputed once; with a :class:`~kolmo.equation.VorticityEquation`
     on the FFTW backend the mask, forcing and tendency are fused into the stage update, and every
-    stage but the last also inverts the updated state for the next stage in the same pass.
+    stage but the last also inverts the updated state for the next stage in the same pass. Where the
+    equation has :attr:`~kolmo.equation.VorticityEquation.numba_plans` (one FFTW thread) the whole
+    step runs compiled (:func:`_cn_step_compiled`); otherwise the same calls are made from Python.
     """
 
     alphas: tuple[float, ...] = ()
@@ -85,12 +90,24 @@ class _LowStorageCN(Stepper):
                        for a, b in zip(self.alphas, self.betas)]
         self._fused = (getattr(equation, "advection", False) and getattr(equation, "backend", "") == "fftw"
                        and hasattr(equation, "products_hat"))
+        self._compiled = self._fused and getattr(equation, "numba_plans", None) is not None
+        if self._compiled:
+            self._gain_stack = np.stack([np.stack(pair) for pair in self._gains])  # (S, 2, N, N//2+1)
+            self._gamma_dt = np.array(self.gammas) * self.dt
+            self._zeta_dt = np.array(self.zetas) * self.dt
 
     def __call__(self, u: np.ndarray, tendency: np.ndarray | None = None) -> None:
         explicit, previous = self._buffers(u)
         use_t = tendency is not None
         t = tendency if use_t else explicit
         eq = self.equation
+        if self._compiled:
+            g, fft, plans = eq.grid, eq.fft2, eq.numba_plans  # type: ignore[attr-defined]
+            _cn_step_compiled(u, t, use_t, previous, fft.spec, fft.real, eq.speed, plans.execute,  # type: ignore[attr-defined]
+                              plans.inverse, plans.forward, eq.coef_a, eq.coef_c, eq.forcing_hat,  # type: ignore[attr-defined]
+                              g.kx_odd, g.ky_odd, g.inv_k2, eq.velocity_scale, self._gain_stack,  # type: ignore[attr-defined]
+                              self._gamma_dt, self._zeta_dt)
+            return
         last = len(self._gains) - 1
         for k, ((eg, ig), g, z) in enumerate(zip(self._gains, self.gammas, self.zetas)):
             if self._fused:
@@ -111,6 +128,29 @@ class _LowStorageCN(Stepper):
             else:
                 eq.explicit_terms(u, explicit)
                 kernels.cn_stage_numba(u, explicit, t, previous, eg, ig, g * self.dt, z * self.dt, use_t)
+
+
+@njit(cache=True)
+def _cn_step_compiled(u, tendency, use_tendency, previous, spec, real, speed, execute, plan_inverse, plan_forward,
+                      coef_a, coef_c, forcing_hat, kx_odd, ky_odd, inv_k2, scale, gains, gamma_dt,
+                      zeta_dt):  # pragma: no cover  (compiled)
+    """One step of :class:`_LowStorageCN` on the fused path, compiled: the same kernels and transforms,
+    in the same order, as its Python loop, with the transforms run by :func:`kolmo.fftw_numba.fftw_execute`
+    (``gains`` ``(S, 2, N, N//2+1)``: explicit and implicit gain of each stage)."""
+    stages = gains.shape[0]
+    kernels.velocity_hat_numba(u, kx_odd, ky_odd, inv_k2, scale, spec)
+    for k in range(stages):
+        fftw_execute(execute, plan_inverse)
+        kernels.basdevant_products_numba(real, speed, k == 0)
+        fftw_execute(execute, plan_forward)
+        if k < stages - 1:
+            kernels.cn_stage_invert_numba(u, spec, coef_a, coef_c, forcing_hat, tendency, previous, gains[k, 0],
+                                          gains[k, 1], gamma_dt[k], zeta_dt[k], use_tendency, kx_odd, ky_odd,
+                                          inv_k2, scale)
+        else:
+            kernels.cn_stage_advective_numba(u, spec, coef_a, coef_c, forcing_hat, tendency, previous, gains[k, 0],
+                                             gains[k, 1], gamma_dt[k], zeta_dt[k], use_tendency)
+    return u
 
 
 class CrankNicolsonEuler(_LowStorageCN):

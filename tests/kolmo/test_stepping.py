@@ -108,3 +108,21 @@ def test_fused_fftw_stepper_equals_generic_numpy_stepper(stepper: str) -> None:
         sf(wf, tend if i % 2 else None)
         sn(wn, tend if i % 2 else None)
     np.testing.assert_allclose(wf, wn, rtol=0, atol=1e-10 * np.abs(wn).max())
+
+
+@pytest.mark.parametrize("stepper", ["cn-euler", "cn-rk3"])
+def test_compiled_step_equals_the_python_loop(stepper: str) -> None:
+    """The whole step compiled (FFTW plans executed from Numba) makes the same calls as the Python loop."""
+    eq, w = _forced_pair("fftw", members=3)
+    st = make_stepper(stepper, eq, 0.01)
+    assert eq.numba_plans is not None and st._compiled
+    w_py = w.copy()
+    tend = np.fft.rfft2(np.random.default_rng(2).standard_normal((3, 32, 32))) * 0.01
+    for i in range(20):
+        st(w, tend if i % 2 else None)
+        speed = eq.speed.copy()
+        st._compiled = False
+        st(w_py, tend if i % 2 else None)
+        st._compiled = True
+        np.testing.assert_array_equal(eq.speed, speed)
+    np.testing.assert_allclose(w, w_py, rtol=0, atol=1e-13 * np.abs(w_py).max())
