@@ -86,13 +86,14 @@ class _LowStorageCN(Stepper):
     def __init__(self, equation: Equation, dt: float) -> None:
         super().__init__(equation, dt)
         lin = equation.linear
-        self._gains = [((1.0 + a * self.dt * lin) / (1.0 - b * self.dt * lin), 1.0 / (1.0 - b * self.dt * lin))
-                       for a, b in zip(self.alphas, self.betas)]
+        # (S, 2, N, N//2+1): explicit gain (1 + αΔtL)/(1 − βΔtL) and implicit gain 1/(1 − βΔtL) of each stage
+        self._gain_stack = np.stack([np.stack([(1.0 + a * self.dt * lin) / (1.0 - b * self.dt * lin),
+                                               1.0 / (1.0 - b * self.dt * lin)]) for a, b in zip(self.alphas, self.betas)])
+        self._gains = [(pair[0], pair[1]) for pair in self._gain_stack]
         self._fused = (getattr(equation, "advection", False) and getattr(equation, "backend", "") == "fftw"
                        and hasattr(equation, "products_hat"))
         self._compiled = self._fused and getattr(equation, "numba_plans", None) is not None
         if self._compiled:
-            self._gain_stack = np.stack([np.stack(pair) for pair in self._gains])  # (S, 2, N, N//2+1)
             self._gamma_dt = np.array(self.gammas) * self.dt
             self._zeta_dt = np.array(self.zetas) * self.dt
 
