@@ -334,9 +334,9 @@ def batch_solvers(spec: DatasetSpec, cfg: Config, start: int, members: int, back
     return sim, rec
 
 
-def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int, members: int,
-                     backend: str, threads: int, planner: str,
-                     on_step: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+def integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int, members: int,
+                    backend: str, threads: int, planner: str,
+                    on_step: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Fine run of trajectories ``start … start+members−1``; returns float32 ``(members, T, N_c, N_c)``
     coarse vorticity and closure, and timings."""
     t0 = _time.perf_counter()
@@ -378,7 +378,7 @@ def _serial_batches(spec: DatasetSpec, cfg: Config, steps: np.ndarray, todo: lis
     """The batches of ``todo`` computed here, one after the other, in order."""
     for i, s, m in todo:
         step_cb = (lambda step, i=i, s=s, m=m: on_step(i, s, m, step)) if on_step is not None else None
-        yield (i, s, m, *_integrate_batch(spec, cfg, steps, s, m, backend, threads, planner, step_cb))
+        yield (i, s, m, *integrate_batch(spec, cfg, steps, s, m, backend, threads, planner, step_cb))
 
 
 def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool = False, threads: int = 1,

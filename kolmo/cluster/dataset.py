@@ -26,7 +26,7 @@ import numpy as np
 
 from kolmo.cluster.client import TASK_RETRIES, open_client, require_distributed
 from kolmo.cluster.wisdom import ClientWisdom
-from kolmo.dataset import BatchResult, DatasetSpec, _integrate_batch, batch_solvers
+from kolmo.dataset import BatchResult, DatasetSpec, batch_solvers, integrate_batch
 from kolmo.presets import Config
 
 __all__ = ["plan_batches", "compute_batch", "distributed_batches"]
@@ -50,7 +50,7 @@ def compute_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int,
     """The task: trajectories ``start … start+members−1`` with the client's FFT plans, 1 FFTW thread."""
     if wisdom is not None:
         wisdom.install()
-    vort, clos, times = _integrate_batch(spec, cfg, steps, start, members, backend, 1, planner, None)
+    vort, clos, times = integrate_batch(spec, cfg, steps, start, members, backend, 1, planner, None)
     if wisdom is not None:
         wisdom.verify(f"dataset batch of trajectories {start}-{start + members - 1}")
     return vort, clos, times

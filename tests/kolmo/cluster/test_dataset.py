@@ -49,7 +49,8 @@ def test_a_worker_killed_mid_trajectory_is_retried_and_the_fingerprint_is_the_se
     def kill_a_busy_worker(ev) -> None:
         if ev.phase != "batch" or killed:
             return
-        busy = sorted(w for w, keys in dask_client.processing().items() if keys)
+        executing = dask_client.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing])
+        busy = sorted(w for w, keys in executing.items() if any("kolmo-dataset-batch" in k for k in keys))
         if busy:
             pid = dask_client.run(os.getpid, workers=[busy[0]])[busy[0]]
             os.kill(pid, signal.SIGKILL)
