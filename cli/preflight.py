@@ -47,7 +47,7 @@ def run_modes(*, resume: Optional[Path], closure: Optional[str], protocol: Optio
     ``given`` maps each flag to its value (``None``, or the default for the defaulted ones, means
     not given): ``--preset --grid --time --dt --members --seed --save-every --stepper --nu --mu
     --initial --init --set --out --overwrite --closure-every --closure-jitter --closure-seed
-    --closure-coef --closure-dtype --closure-nonfinite --device``.
+    --closure-coef --closure-dtype --closure-nonfinite --device --workers --scheduler --members-per-batch``.
     """
     defaults = {"--closure-dtype": DEFAULT_CLOSURE_DTYPE, "--closure-nonfinite": DEFAULT_NONFINITE,
                 "--device": DEFAULT_DEVICE, "--overwrite": False, "--set": []}
@@ -59,7 +59,8 @@ def run_modes(*, resume: Optional[Path], closure: Optional[str], protocol: Optio
     if resume is not None:
         fixed = ["--preset", "--grid", "--dt", "--members", "--seed", "--save-every", "--stepper", "--nu", "--mu",
                  "--initial", "--init", "--set", "--out", "--overwrite", "--protocol", "--closure-every",
-                 "--closure-jitter", "--closure-seed", "--closure-coef", "--closure-dtype", "--closure-nonfinite"]
+                 "--closure-jitter", "--closure-seed", "--closure-coef", "--closure-dtype", "--closure-nonfinite",
+                 "--workers", "--scheduler", "--members-per-batch"]
         refuse_inapplicable("with --resume (the run file fixes them; only --time, --closure, --device, --threads "
                             "and --backend apply)", {f: used(f) for f in fixed})
         return

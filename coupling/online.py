@@ -38,11 +38,12 @@ samples). Every value can still be overridden explicitly.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from coupling.errors import TargetMismatchError
 from coupling.protocol import Closure, ClosureWarning
@@ -51,7 +52,7 @@ from kolmo.presets import Config
 from kolmo.targets import TARGETS, coarse_model_mismatch, get_target, same_coarse_model
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
-           "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
+           "make_closure", "configure_for_target", "prepare_run", "closure_for_resume", "member_closure_factory"]
 
 CLOSURE_SPECS = ("none", "smagorinsky", "leith", "dong2026-default", "PATH.pt", "replay:DATA.h5[:TRAJ]")
 
@@ -372,3 +373,25 @@ def closure_for_resume(run_path: str | Path, closure: str | None = None, device:
     if spec.kind == "replay" and "closure_start_index" in attrs:
         init = f"{spec.path}:{attrs.get('closure_split', 'test')}:{int(attrs['closure_start_index'])}"
     return make_closure(spec, o, init)
+
+
+def member_closure_factory(closure: str | None, options: ClosureOptions | None, init: str | None,
+                           built: Closure | None) -> Callable[[], Closure | None] | None:
+    """A picklable factory that rebuilds, in each process running a batch of members (a Dask worker of
+    ``kolmo run --workers``, :mod:`kolmo.cluster.ensemble`), the closure :func:`prepare_run` built here
+    as ``built`` from the same spec, options and ``init``; ``None`` without a closure.
+
+    Only closures that treat every member on its own are accepted: eddy viscosity and the replayed
+    true closure. An artifact closure draws the samples of all members from one generator in one
+    batched network call, so a member's samples (and the network's batched arithmetic) depend on
+    the batch it is in: split into batches it would not equal the serial run, and it is refused
+    (:class:`~kolmo.errors.ConfigurationError`).
+    """
+    if built is None or closure is None:
+        return None
+    if parse_closure_spec(closure).kind == "artifact":
+        raise ConfigurationError(
+            f"--closure {closure} cannot be split into batches of members (--workers, --scheduler, "
+            "--members-per-batch): the artifact draws the samples of all members from one generator in one batched "
+            "call, so a batch's members would get other samples than in the serial run; run it without them")
+    return functools.partial(make_closure, closure, options, init)

@@ -12,6 +12,15 @@ Plans are made once per shape with ``FFTW_MEASURE`` (configurable) and reused ev
 FFTW wisdom is loaded from and saved to ``$KOLMO_CACHE_DIR/fftw_wisdom.pickle`` (default
 ``~/.cache/kolmo``) so a second run does not measure again; the same wisdom also gives the
 same plan, hence bit-identical arithmetic, across processes (needed for exact restarts).
+
+Without shared wisdom the plan is *not* reproducible: ``FFTW_MEASURE`` times candidate
+algorithms, and two fresh processes planning the same shape on a busy machine pick different
+ones, whose results differ in the last bits (measured here: 6 processes with empty caches gave
+4 different results of one 64² transform and 6 of one 256² transform; ``FFTW_ESTIMATE`` also
+reads wisdom when there is some). Worker processes of a distributed build therefore never plan
+from their own measurements: the client plans every shape first and ships its wisdom
+(:func:`export_wisdom`), each worker installs exactly that wisdom (:func:`use_wisdom`), and
+:func:`wisdom_changed` tells afterwards whether a worker planned anything the client had not.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ BACKENDS = ("fftw", "numpy")
 PLANNER_EFFORTS = ("estimate", "measure", "patient")
 
 _wisdom_loaded = False
+_wisdom_pinned = False  # set by use_wisdom: never read or write the wisdom file again in this process
 
 
 def cache_dir() -> Path:
@@ -56,6 +66,8 @@ def _load_wisdom() -> None:
 def _save_wisdom() -> None:
     import pyfftw
 
+    if _wisdom_pinned:
+        return
     path = _wisdom_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +77,44 @@ def _save_wisdom() -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # read-only home: wisdom is an optimisation only
+
+
+def export_wisdom() -> tuple[bytes, ...]:
+    """This process's FFTW wisdom (the cached file's, plus every plan made since), for :func:`use_wisdom`."""
+    import pyfftw
+
+    _load_wisdom()
+    return tuple(pyfftw.export_wisdom())
+
+
+def use_wisdom(wisdom: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """Replace this process's FFTW wisdom by ``wisdom`` (from :func:`export_wisdom` in another process).
+
+    Forgets what was planned or loaded before and stops reading and writing the wisdom file, so
+    every later plan of a shape that ``wisdom`` covers is the exporting process's plan (same
+    algorithm, bit-identical results). Returns the wisdom as this process now exports it (FFTW's
+    own order), the reference for :func:`wisdom_changed`. Raises :class:`ConfigurationError` if
+    FFTW refuses it (another FFTW build or precision).
+    """
+    global _wisdom_loaded, _wisdom_pinned
+    import pyfftw
+
+    _wisdom_loaded = _wisdom_pinned = True
+    pyfftw.forget_wisdom()
+    ok = pyfftw.import_wisdom(tuple(wisdom))
+    if not all(ok):
+        raise ConfigurationError(f"this FFTW ({pyfftw.__version__}) refused the client's wisdom "
+                                 f"(double/single/long double accepted: {tuple(bool(x) for x in ok)}); "
+                                 "every worker needs the client's FFTW build for bit-identical plans")
+    return tuple(pyfftw.export_wisdom())
+
+
+def wisdom_changed(reference: tuple[bytes, ...]) -> bool:
+    """Whether this process planned a shape (or effort) that ``reference`` (:func:`use_wisdom`'s
+    return value) did not cover: its plan was measured here, not the client's."""
+    import pyfftw
+
+    return tuple(pyfftw.export_wisdom()) != tuple(reference)
 
 
 class RealFFT2:

@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from kolmo.atomic import partial_path  # noqa: F401 - re-exported (the temporary name of a run file)
-from kolmo.errors import FileFormatError, OutputExistsError, ShapeError
+from kolmo.errors import ConfigurationError, FileFormatError, OutputExistsError, ShapeError
 
 FORMAT = "kolmo-run"
 FORMAT_VERSION = 1
@@ -143,8 +143,15 @@ class RunWriter:
         try:  # validate before touching anything
             with h5py.File(source, "r") as h5:
                 ok = h5.attrs.get("format") == FORMAT and "restart" in h5 and "omega_hat" in h5["restart"]
+                per = h5.attrs.get("members_per_batch")
+                members = h5["member"].shape[0] if "member" in h5 else 0
         except OSError as exc:
             raise FileFormatError(f"cannot open {source} to resume (corrupt or not HDF5): {exc}") from None
+        if per is not None and int(per) < members:
+            raise ConfigurationError(
+                f"{source} was integrated in batches of {int(per)} of its {members} members (kolmo run "
+                "--members-per-batch / --workers); a resume integrates all members as one batch and would not continue "
+                "it bit-exactly, so it is refused; rerun it with the longer --time instead")
         if not ok:
             raise FileFormatError(f"{source} is not a resumable kolmo run file (no restart state)")
         if source == final:

@@ -111,6 +111,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     f["artifact32"] = write_artifact(LinearNoise(32), base / "closure32.pt", metadata(grid=32))
     f["artifact_kolmogorov"] = write_artifact(LinearNoise(16), base / "closure_kolmogorov.pt",
                                               metadata(preset="kolmogorov", target="sgs"))
+    from kolmo.cluster.ensemble import run_ensemble
+
+    f["batched_run"] = base / "batched.h5"
+    run_ensemble(preset("dong2026", 16, t_end=0.02, save_every=0.01, members=2), f["batched_run"], members_per_batch=1,
+                 planner="estimate")
     f["layout"] = base / "layout.h5"
     with h5py.File(f["layout"], "w") as h5:
         h5.attrs["format"] = "something-else"
@@ -300,6 +305,22 @@ def _option_cases() -> list[Case]:
         case("bench-closures-baseline-out-of-range", "bench-closures", "{artifact} --baseline 3", USAGE, "--baseline"),
         case("bench-coupled-every-zero", "bench-coupled", f"--closure smagorinsky {EVERY} 0", USAGE, EVERY),
         case("bench-coupled-jitter-inf", "bench-coupled", f"--closure smagorinsky {JITTER} inf", USAGE, JITTER),
+        # scale-out on Dask (issue 12): refused before any cluster starts or file is written
+        case("dataset-workers-and-scheduler", "dataset", f"{ds} --workers 2 --scheduler tcp://127.0.0.1:8786 {o}",
+             USAGE, "--workers 2", "--scheduler tcp://127.0.0.1:8786", "exclude each other"),
+        case("dataset-workers-zero", "dataset", f"{ds} --workers 0 {o}", USAGE, "--workers"),
+        case("dataset-workers-with-threads", "dataset", f"{ds} --workers 2 --threads 2 {o}", USAGE, "--threads 2",
+             "1 FFTW thread"),
+        case("run-workers-and-scheduler", "run", f"--members 2 --workers 2 --scheduler tcp://127.0.0.1:8786 {o}",
+             USAGE, "--workers 2", "--scheduler tcp://127.0.0.1:8786", "exclude each other"),
+        case("run-members-per-batch-zero", "run", f"--members 2 --members-per-batch 0 {o}", USAGE,
+             "--members-per-batch"),
+        case("run-workers-with-threads", "run", f"--grid 16 --time 0.01 --members 2 --workers 2 --threads 2 {o}", USAGE,
+             "--threads 2", "1 FFTW thread"),
+        case("run-workers-with-artifact", "run", f"--closure {{artifact}} --members 2 --workers 2 {o}", USAGE,
+             "--closure", "one generator"),
+        case("run-resume-with-workers", "run", "--resume {run} --workers 2", USAGE, "--workers", "--resume"),
+        case("run-resume-batched", "run", "--resume {batched_run} --time 0.04", USAGE, "batches of 1 of its 2 members"),
     ]
 
 
