@@ -58,8 +58,8 @@ class RunWriter:
     Use :meth:`create` for a new run and :meth:`reopen` to resume; :meth:`close` finalises.
     """
 
-    def __init__(self, h5: h5py.File, final_path: Path) -> None:
-        self.h5, self.final_path = h5, final_path
+    def __init__(self, h5: h5py.File, final_path: Path, overwrite: bool = False) -> None:
+        self.h5, self.final_path, self.overwrite = h5, final_path, overwrite
 
     # ------------------------------------------------------------------ creation / reopening
     @classmethod
@@ -126,7 +126,7 @@ class RunWriter:
             d.dims[1].attach_scale(dm)
         h5.create_group("restart")
         h5.flush()
-        return cls(h5, final)
+        return cls(h5, final, overwrite)
 
     @classmethod
     def reopen(cls, path: str | os.PathLike) -> "RunWriter":
@@ -241,11 +241,12 @@ class RunWriter:
             self.h5.attrs[k] = v
 
     def close(self, status: str = "complete") -> Path:
-        """Write ``status``, close, and rename ``.partial`` to the final name. Returns the final path."""
+        """Write ``status``, close, and rename ``.partial`` to the final name (replacing an existing file only
+        when the run was created with ``overwrite``). Returns the final path."""
         self.h5.attrs["status"] = status
         self.h5.close()
         part = partial_path(self.final_path)
-        if self.final_path.exists():
+        if self.final_path.exists() and not self.overwrite:
             raise OutputExistsError(f"{self.final_path} appeared during the run; the result is kept in {part}")
         os.replace(part, self.final_path)
         return self.final_path
