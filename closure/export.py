@@ -28,8 +28,8 @@ compiled by AOTInductor for the export's device and dtype into a ``.pt2`` packag
 :func:`coupling.artifact.load_artifact` and compares it with the eager model at the check batch and at
 batch 1 (bound ``AOTI_CHECK_RTOL × σ_H``: 1e-4 in float32, 1e-10 in float64, since Inductor fuses and
 reorders reductions), and the TorchScript of the same module too (bound ``SELF_CHECK_RTOL × σ_H``).
-Needs a C++ compiler (about 30 s for a 16² test model and XX s for the shipped 64² closure on a
-2-core CPU); otherwise :class:`AOTIUnavailableError`.
+Needs a C++ compiler (about one minute on a shared 2-core CPU, for the 16² test model as for the
+shipped 64² closure: most of it is Inductor's fixed cost); otherwise :class:`AOTIUnavailableError`.
 """
 
 from __future__ import annotations
