@@ -274,7 +274,8 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
 
 
 def _check_request(out: Path, dtype: str, format: str) -> None:
-    """Refuse an export before any work: an existing ``out``, a missing folder, an unknown dtype or format."""
+    """Refuse an export before any work: an existing ``out``, a missing folder, an unknown dtype or format,
+    an AOTI package not named ``*.pt2``."""
     if out.exists():
         raise OutputExistsError(f"{out} exists; choose another --out (artifacts are never overwritten)")
     if not out.parent.is_dir():
@@ -283,6 +284,8 @@ def _check_request(out: Path, dtype: str, format: str) -> None:
         raise ConfigurationError(f"dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
     if format not in ("torchscript", "aoti"):
         raise ConfigurationError(f"format {format!r} is not supported; expected torchscript or aoti")
+    if format == "aoti" and out.suffix != ".pt2":
+        raise ConfigurationError(f"--format aoti writes an AOTInductor package; name it *.pt2, got {out.name!r}")
 
 
 def _verify_reloaded(tmp: Path, out: Path, meta: dict[str, Any], dev: torch.device, dtype: str, omega: Tensor,
@@ -336,8 +339,6 @@ def _export_aoti(artifact: ClosureArtifact, meta: dict[str, Any], out: Path, ome
     if _aoti_compiler() is None:
         raise AOTIUnavailableError("--format aoti needs a C++ compiler for AOTInductor (none of $CXX, c++, g++, "
                                    "clang++ is on PATH); use the default --format torchscript")
-    if out.suffix != ".pt2":
-        raise ConfigurationError(f"--format aoti writes an AOTInductor package; name it *.pt2, got {out.name!r}")
     if omega.shape[0] < 2:
         raise ConfigurationError(f"--format aoti traces a dynamic batch from the self-check batch; it must be >= 2, "
                                  f"got {omega.shape[0]}")
