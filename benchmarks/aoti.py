@@ -25,7 +25,6 @@ Usage: ``OMP_NUM_THREADS=1 python benchmarks/aoti.py --out benchmarks/data/aoti`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -186,7 +185,8 @@ def main() -> None:
     interleaved = interleaved_latency({"torchscript": SHIPPED, "aoti": pt2}, batches, args.repeat)
     rows = [r.as_dict() for r in bench_closures([str(SHIPPED), str(pt2)], batches, repeat=args.repeat, warmup=5)]
     atomic.write_json(args.out / "aoti.json", {
-        "machine": machine_info(), "load_average": os.getloadavg(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "machine": machine_info(), "load_average": os.getloadavg(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "artifact": str(SHIPPED.relative_to(ROOT)), "family": meta["family"],
         "flops_per_sample": meta["flops_per_sample"], "compile_seconds": compile_s,
         "pt2_bytes": pt2.stat().st_size, "pt_bytes": SHIPPED.stat().st_size,

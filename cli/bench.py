@@ -95,9 +95,9 @@ def closures(
                                                                f"{r.median_ms:.3f} ms", highlight=False))
         for r in rows:
             mflop = f"{r.flops_per_sample / 1e6:.1f}" if r.flops_per_sample else "?"
-            table.add_row(Path(r.artifact).name, r.file_format, r.family or "?", str(r.nfe if r.nfe is not None else "?"),
-                          f"{r.parameters:,}", mflop, f"{r.load_ms:.0f}", str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}",
-                          f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
+            table.add_row(Path(r.artifact).name, r.file_format, r.family or "?",
+                          str(r.nfe if r.nfe is not None else "?"), f"{r.parameters:,}", mflop, f"{r.load_ms:.0f}",
+                          str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}", f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
                           f"{r.speedup:.1f}×")
         console.print(table)
         if json_out is not None:

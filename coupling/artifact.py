@@ -41,11 +41,11 @@ module must also run after ``.to(torch.float64)`` (an AOTI package runs in its c
 
 Metadata
 --------
-An extra file named ``metadata.json`` of the archive (AOTI packages: ``extra/metadata.json``, plus
-``noise_dims``, ``batch_range`` and ``format_variant``; see :mod:`coupling.aoti`); for TorchScript
-(``torch.jit.save(m, path, _extra_files={"metadata.json": text})``; read back with
-``extra = {"metadata.json": ""}; torch.jit.load(path, _extra_files=extra)``) holding a JSON
-object with at least these keys (:data:`REQUIRED_METADATA`):
+An extra file ``metadata.json`` of the archive, holding a JSON object with at least the keys below
+(:data:`REQUIRED_METADATA`). TorchScript: ``torch.jit.save(m, path, _extra_files={"metadata.json": text})``,
+read back with ``extra = {"metadata.json": ""}; torch.jit.load(path, _extra_files=extra)``. AOTI:
+the archive's ``extra/metadata.json`` (``package_pt2(..., extra_files={"metadata.json": text})``), with
+``noise_dims``, ``batch_range`` and ``format_variant`` besides (:mod:`coupling.aoti`).
 
 =====================  ========================================================================
 key                    value
@@ -92,8 +92,8 @@ from coupling.errors import ArtifactFormatError, ClosureShapeError, DeviceError,
 from kolmo.targets import TARGETS, read_target
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "REQUIRED_METADATA", "DTYPES", "LoadedArtifact",
-           "ArtifactReader", "READERS", "artifact_reader", "read_metadata", "validate_metadata", "load_artifact", "check_contract", "resolve_device",
-           "resolve_dtype", "write_artifact"]
+           "ArtifactReader", "READERS", "artifact_reader", "read_metadata", "validate_metadata", "load_artifact",
+           "check_contract", "resolve_device", "resolve_dtype", "write_artifact"]
 
 log = logging.getLogger(__name__)
 

@@ -215,7 +215,8 @@ def test_aoti_package_holds_the_metadata_inside_and_matches_the_eager_model_and_
 
 def test_aoti_package_runs_in_a_fresh_process_that_imports_only_torch_at_batch_1_and_3(aoti_closure, tmp_path):
     g = torch.Generator().manual_seed(3)
-    inputs = {b: (0.1 + 2.0 * torch.randn(b, 16, 16, generator=g), torch.randn(b, 1, 4, 4, generator=g)) for b in (1, 3)}
+    inputs = {b: (0.1 + 2.0 * torch.randn(b, 16, 16, generator=g), torch.randn(b, 1, 4, 4, generator=g))
+              for b in (1, 3)}
     torch.save(inputs, tmp_path / "inputs.pt")
     script = textwrap.dedent(f"""
         import json, sys, zipfile
