@@ -64,7 +64,7 @@ def solver(
 
 @bench_app.command("closures", short_help="Latency per call of closure artifacts, NFE, FLOPs, speed-up.")
 def closures(
-    artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt); the first is the speed-up baseline."),
+    artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt TorchScript or .pt2 AOTInductor); the first is the speed-up baseline."),
     batch: str = typer.Option("1,16,100", help="Batch sizes (comma-separated).", callback=opt.int_list(1)),
     device: str = typer.Option("cpu", help="cpu or cuda.", callback=opt.device()),
     dtype: str = typer.Option("float32", help="float32 or float64.", callback=opt.choice("float32", "float64")),
@@ -86,8 +86,8 @@ def closures(
         info = machine_info(device)
         where = info.get("gpu", info["cpu"])
         table = Table(title=f"kolmo bench closures — {where}, torch {torch.__version__}, {device}/{dtype}")
-        for col in ("artifact", "family", "NFE", "params", "MFLOP/sample", "B", "median [ms]", "min [ms]",
-                    "IQR [ms]", "samples/s", "H2D+D2H [ms]", "speed-up"):
+        for col in ("artifact", "format", "family", "NFE", "params", "MFLOP/sample", "load [ms]", "B", "median [ms]",
+                    "min [ms]", "IQR [ms]", "samples/s", "H2D+D2H [ms]", "speed-up"):
             table.add_column(col, justify="right")
         rows = bench_closures([str(a) for a in artifacts], bs, device=device, dtype=dtype, repeat=repeat,
                               warmup=warmup, cuda_graph=cuda_graph, baseline=baseline,
@@ -95,9 +95,9 @@ def closures(
                                                                f"{r.median_ms:.3f} ms", highlight=False))
         for r in rows:
             mflop = f"{r.flops_per_sample / 1e6:.1f}" if r.flops_per_sample else "?"
-            table.add_row(Path(r.artifact).name, r.family or "?", str(r.nfe if r.nfe is not None else "?"),
-                          f"{r.parameters:,}", mflop, str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}",
-                          f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
+            table.add_row(Path(r.artifact).name, r.file_format, r.family or "?",
+                          str(r.nfe if r.nfe is not None else "?"), f"{r.parameters:,}", mflop, f"{r.load_ms:.0f}",
+                          str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}", f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
                           f"{r.speedup:.1f}×")
         console.print(table)
         if json_out is not None:
@@ -110,7 +110,7 @@ def closures(
 
 @bench_app.command("coupled", short_help="Online protocol: the solver alone vs with each closure.")
 def coupled(
-    closure: list[str] = typer.Option(..., "--closure", help="Closure(s) to time: PATH.pt, smagorinsky, leith, replay:DATA.h5 (repeatable)."),
+    closure: list[str] = typer.Option(..., "--closure", help="Closure(s) to time: PATH.pt, PATH.pt2, smagorinsky, leith, replay:DATA.h5 (repeatable)."),
     preset: str = typer.Option("dong2026", help="Preset of the online run."),
     grid: int = typer.Option(64, help="Coarse grid N.", callback=opt.even_grid()),
     steps: int = typer.Option(20000, help="Time steps (the paper: 20,000 = 20 time units).", callback=opt.at_least(1)),

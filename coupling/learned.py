@@ -13,7 +13,8 @@ spread the stochastic closure exists to provide.
 
 Per step it converts the coarse vorticity ``(B, N, N)`` once to a torch tensor on the chosen
 device and dtype, calls the artifact once for all B members (``sample(omega, noise)`` with
-noise drawn here, ``noise_shape(B)``), and returns float64 numpy. All randomness (sample noise
+noise drawn here, ``noise_shape(B)``: an AOTInductor package, which cannot draw its own, gets the
+same noise as a TorchScript artifact), and returns float64 numpy. All randomness (sample noise
 and jitter) comes from one :class:`torch.Generator` on the device seeded with ``seed``, so a
 seed reproduces an ensemble exactly (for a given B, device and dtype), and the held sample, the
 counters and the generator state are saved for a bit-exact restart.
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 class ArtifactClosure(Closure):
-    """The closure of a TorchScript artifact (see :mod:`coupling.artifact` for the contract).
+    """The closure of an artifact, TorchScript ``.pt`` or AOTInductor ``.pt2`` (see :mod:`coupling.artifact`
+    for the contract; both are read by :func:`~coupling.artifact.load_artifact` and called the same way).
 
     Parameters
     ----------

@@ -6,7 +6,7 @@ Closure specs (``--closure``)
 -----------------------------
 ``none``                      no closure
 ``smagorinsky`` / ``leith``   eddy viscosity (:mod:`coupling.eddy_viscosity`; ``--closure-coef``)
-``PATH.pt``                   a learned artifact (:class:`~coupling.learned.ArtifactClosure`)
+``PATH.pt`` / ``PATH.pt2``     a learned artifact, TorchScript or AOTInductor (:class:`~coupling.learned.ArtifactClosure`)
 ``dong2026-default``          the one-step latent reflow artifact shipped in ``coupling/artifacts/``
 ``replay:DATA.h5[:TRAJ]``     the true closure of a dataset trajectory (:class:`~coupling.replay.ReplayClosure`)
 
@@ -54,7 +54,7 @@ from kolmo.targets import TARGETS, coarse_model_mismatch, get_target, same_coars
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
            "make_closure", "configure_for_target", "prepare_run", "closure_for_resume", "member_closure_factory"]
 
-CLOSURE_SPECS = ("none", "smagorinsky", "leith", "dong2026-default", "PATH.pt", "replay:DATA.h5[:TRAJ]")
+CLOSURE_SPECS = ("none", "smagorinsky", "leith", "dong2026-default", "PATH.pt", "PATH.pt2", "replay:DATA.h5[:TRAJ]")
 
 #: Closures shipped inside the package, selectable by name (built by ``benchmarks/default_closure.sh``).
 SHIPPED_CLOSURES: dict[str, Path] = {
@@ -104,8 +104,8 @@ class OnlineRun:
 
 
 def parse_closure_spec(text: str) -> ClosureSpec:
-    """Parse ``none``, ``smagorinsky``, ``leith``, a shipped name (``dong2026-default``), ``PATH.pt`` or
-    ``replay:DATA.h5[:TRAJ]``."""
+    """Parse ``none``, ``smagorinsky``, ``leith``, a shipped name (``dong2026-default``), ``PATH.pt``,
+    ``PATH.pt2`` or ``replay:DATA.h5[:TRAJ]``."""
     t = text.strip()
     low = t.lower()
     if low in ("none", "smagorinsky", "leith"):
@@ -125,7 +125,7 @@ def parse_closure_spec(text: str) -> ClosureSpec:
         if not path:
             raise ConfigurationError(f"closure {text!r}: expected replay:DATA.h5[:TRAJ]")
         return ClosureSpec(t, "replay", Path(path), traj)
-    if Path(t).suffix in (".pt", ".pts", ".ts"):
+    if Path(t).suffix in (".pt", ".pts", ".ts", ".pt2"):
         return ClosureSpec(t, "artifact", Path(t))
     raise ConfigurationError(f"unknown closure {text!r}; expected one of {', '.join(CLOSURE_SPECS)}")
 
@@ -171,7 +171,7 @@ def make_closure(spec: str | ClosureSpec, options: ClosureOptions | None = None,
         from coupling.learned import ArtifactClosure
 
         if s.path is None:
-            raise ConfigurationError(f"closure {s.text!r}: expected PATH.pt")
+            raise ConfigurationError(f"closure {s.text!r}: expected PATH.pt or PATH.pt2")
         closure = ArtifactClosure(s.path, device=o.device, dtype=o.dtype, every=1 if o.every is None else o.every,
                                   jitter=0.0 if o.jitter is None else o.jitter, seed=o.seed or 0,
                                   nonfinite=o.nonfinite, threads=o.threads)

@@ -125,6 +125,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, good in (("h5", f["run"]), ("pt", f["artifact"])):
         for kind, path in _corrupt_copies(good, base / f"bad-{name}").items():
             f[f"{kind}_{name}"] = path
+    f["random_pt2"] = base / "bad-pt2" / "random.pt2"  # an AOTInductor package's name on random bytes
+    f["random_pt2"].parent.mkdir()
+    f["random_pt2"].write_bytes(f["random_pt"].read_bytes())
     # a trained run folder whose checkpoints are corrupt
     f["trained_corrupt"] = base / "trained-corrupt"
     f["trained_corrupt"].mkdir()
@@ -190,6 +193,10 @@ def _file_cases() -> list[Case]:
         case("train-teacher-missing", "train", "--data {data} --model latent-reflow --teacher {out}/nothing "
              "--out {out}/t", BAD_INPUT, "--teacher", "does not exist"),
         case("export-run-missing", "export", "{out}/nothing --out {out}/c.pt", BAD_INPUT, "does not exist"),
+        case("export-aoti-not-pt2", "export", "{trained} --out {out}/c.pt --format aoti", USAGE, "name it *.pt2"),
+        case("info-pt2-random", "info", "{random_pt2}", BAD_INPUT, "random.pt2", "not an AOTInductor package"),
+        case("run-closure-pt2-random", "run", "--closure {random_pt2} --time 0.01 --out {out}/r.h5", BAD_INPUT,
+             "random.pt2", "not an AOTInductor package"),
         case("evaluate-run-is-a-file", "evaluate-apriori", "{file} --data {data}", BAD_INPUT, "regular-file"),
     ]
     return out
