@@ -1,7 +1,10 @@
-"""Step time of the eddy-viscosity LES closures vs the bare solver and the previous numpy.fft version (issue 11).
+"""Step time of the eddy-viscosity LES closures vs the bare solver and the previous version (issues 11, 13).
 
-Usage: python benchmarks/les_eddy_viscosity_step.py OUT.json  (needs the previous version as build/scratch/old_ev.py:
-``git show 1048de1:coupling/eddy_viscosity.py > build/scratch/old_ev.py``)
+Usage: python benchmarks/les_eddy_viscosity_step.py OUT.json  (needs the previous version as build/scratch/old_ev.py
+and its kernels as build/scratch/old_evk.py, from main before issue 13:
+``git show a77ace5:coupling/eddy_viscosity_kernels.py > build/scratch/old_evk.py``,
+``git show a77ace5:coupling/eddy_viscosity.py | sed 's/from coupling import eddy_viscosity_kernels as k/import old_evk as k/'
+> build/scratch/old_ev.py``). Median and minimum of 9 interleaved blocks of 100 steps.
 """
 import sys
 import time
@@ -14,13 +17,13 @@ from kolmo.presets import preset
 from kolmo.simulation import Simulation
 
 sys.path.insert(0, "build/scratch")
-import old_ev  # noqa: E402  (the previous numpy.fft version, see the docstring)
+import old_ev  # noqa: E402  (the previous version, see the docstring)
 
 out = {}
 for n, B in ((64, 1), (32, 4), (64, 8)):
     cfg = preset("kolmogorov", n, members=B, t_end=100.0)
     sims = {"bare": Simulation(cfg), "smagorinsky": Simulation(cfg, closure=Smagorinsky()), "leith": Simulation(cfg, closure=Leith()),
-            "smagorinsky-numpy(before)": Simulation(cfg, closure=old_ev.Smagorinsky()), "leith-numpy(before)": Simulation(cfg, closure=old_ev.Leith())}
+            "smagorinsky(before)": Simulation(cfg, closure=old_ev.Smagorinsky()), "leith(before)": Simulation(cfg, closure=old_ev.Leith())}
     for s in sims.values():
         for _ in range(50): s.advance()
     res = {k: [] for k in sims}
