@@ -70,8 +70,9 @@ class _Buffers:
     x_host, x
         Network input ``(B, N, N)`` in the artifact's dtype: on the CPU ``x_host`` itself
         (``x`` is ``None``), on a GPU copied into ``x`` on the device.
-    z : torch.Tensor
-        Jitter draws ``(B, N, N//2+1, 2)`` (:func:`~coupling.spectral_jitter.noise_draw_shape`) on the device.
+    z, z_host
+        Jitter draws ``(B, N, N//2+1, 2)`` (:func:`~coupling.spectral_jitter.noise_draw_shape`) on the device,
+        and on the CPU the same memory as a NumPy array (``None`` on a GPU: copied every step).
     """
 
     def __init__(self, batch: int, n: int, device: torch.device, dtype: torch.dtype) -> None:
@@ -81,6 +82,7 @@ class _Buffers:
         self.x_host = torch.empty((batch, n, n), dtype=dtype)
         self.x = None if device.type == "cpu" else torch.empty((batch, n, n), dtype=dtype, device=device)
         self.z = torch.empty(noise_draw_shape(batch, n), dtype=dtype, device=device)
+        self.z_host = self.z.numpy() if device.type == "cpu" else None  # shares memory with z
 
 
 class ArtifactClosure(Closure):
@@ -199,9 +201,8 @@ class ArtifactClosure(Closure):
         """``held += rfft2(σ_J η)``: one draw of standard normals into the preallocated buffer, one kernel."""
         buf = self._buffers
         assert buf is not None
-        with torch.inference_mode():
-            buf.z.normal_(generator=self.generator)
-            z = buf.z.numpy() if buf.z.device.type == "cpu" else buf.z.cpu().numpy()
+        buf.z.normal_(generator=self.generator)  # no autograd on this plain buffer
+        z = buf.z_host if buf.z_host is not None else buf.z.cpu().numpy()
         add_spectral_white_noise_numba(held, z, self.jitter)
         self.jitters += 1
 

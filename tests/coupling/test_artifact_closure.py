@@ -219,3 +219,15 @@ def test_float64_runs_the_artifact_in_float64_and_members_start_from_a_broadcast
     assert c.artifact.module.a.dtype.__str__() == "torch.float64" and c.describe()["closure_dtype"] == "float64"
     w = sim.vorticity()
     assert w.shape == (5, 16, 16) and not np.allclose(w[0], w[1])
+
+
+def test_a_restart_state_holding_the_physical_sample_of_older_run_files_is_held_in_spectral_space(make_artifact) -> None:
+    """Run files written before the held sample lived in spectral space store it as ``held`` (B, N, N):
+    it is transformed once and held; with jitter 0 the next steps return its rfft2 unchanged."""
+    held = np.random.default_rng(1).standard_normal((2, 16, 16))
+    c = ArtifactClosure(make_artifact(), every=5, jitter=0.0)
+    c.set_state({"calls": 3, "samples": 1, "sample_step": 0, "held": held, "dtype": "float32"})
+    omega = np.repeat(OMEGA, 2, axis=0)
+    for step in (1, 2):
+        np.testing.assert_allclose(c.call_hat(coarse_state(omega, step)), np.fft.rfft2(held), atol=1e-12)
+    assert c.samples == 1 and c.calls == 5 and "held_hat" in c.get_state()
