@@ -45,6 +45,7 @@ import torch
 from coupling.artifact import load_artifact
 from coupling.errors import ClosureShapeError, DtypeError
 from coupling.protocol import Closure
+from coupling.learned_kernels import cast_and_check_numba, scale_cast_numba
 from coupling.spectral_jitter import add_spectral_white_noise_numba, noise_draw_shape
 from kolmo.errors import ConfigurationError
 from kolmo.fft import RealFFT2
@@ -65,11 +66,12 @@ class _Buffers:
     ----------
     fft : RealFFT2
         ``real`` ``(B, N, N)`` float64 (N²ω, then the fresh sample), ``spec`` ``(B, N, N//2+1)``.
-    real_t : torch.Tensor
-        ``fft.real`` as a tensor (shared memory, no copy).
-    x_host, x
-        Network input ``(B, N, N)`` in the artifact's dtype: on the CPU ``x_host`` itself
-        (``x`` is ``None``), on a GPU copied into ``x`` on the device.
+    x_host, x_np, x
+        Network input ``(B, N, N)`` in the artifact's dtype, written through ``x_np`` (the same
+        memory as a NumPy array): on the CPU ``x_host`` itself (``x`` is ``None``), on a GPU
+        copied into ``x`` on the device.
+    noise
+        The artifact's sample noise ``noise_shape(B)`` on the device (:meth:`noise_for`).
     z, z_host
         Jitter draws ``(B, N, N//2+1, 2)`` (:func:`~coupling.spectral_jitter.noise_draw_shape`) on the device,
         and on the CPU the same memory as a NumPy array (``None`` on a GPU: copied every step).
@@ -78,11 +80,20 @@ class _Buffers:
     def __init__(self, batch: int, n: int, device: torch.device, dtype: torch.dtype) -> None:
         self.batch, self.n = int(batch), int(n)
         self.fft = RealFFT2(n, batch)
-        self.real_t = torch.from_numpy(self.fft.real)
         self.x_host = torch.empty((batch, n, n), dtype=dtype)
+        self.x_np = self.x_host.numpy()  # shares memory with x_host
         self.x = None if device.type == "cpu" else torch.empty((batch, n, n), dtype=dtype, device=device)
         self.z = torch.empty(noise_draw_shape(batch, n), dtype=dtype, device=device)
         self.z_host = self.z.numpy() if device.type == "cpu" else None  # shares memory with z
+        self.device, self.dtype = device, dtype
+        self.noise: torch.Tensor | None = None
+        self.finite = np.ones(batch, dtype=np.bool_)  # per member: the fresh sample is finite
+
+    def noise_for(self, shape: list[int]) -> torch.Tensor:
+        """The preallocated buffer of the artifact's sample noise ``noise_shape(B)`` (made on first use)."""
+        if self.noise is None or list(self.noise.shape) != shape:
+            self.noise = torch.empty(shape, dtype=self.dtype, device=self.device)
+        return self.noise
 
 
 class ArtifactClosure(Closure):
@@ -220,49 +231,51 @@ class ArtifactClosure(Closure):
     def _resample(self, state: CoarseState) -> np.ndarray:
         """A fresh sample for every member, transformed once into the held spectrum (returned).
 
-        ω = irfft2(ω̂) in the preallocated transform buffer, cast into the preallocated network
-        input; the output is checked here (shape, float dtype; non-finite members get the
-        closure's policy, so a zeroed sample, not NaN, is what is held and jittered), cast into the
-        transform's real buffer and transformed forward into the held spectrum."""
+        ω = irfft2(ω̂) in the preallocated transform buffer, scaled and cast into the preallocated
+        network input in one pass; the noise is drawn into a preallocated buffer. The output is
+        checked here (shape, float dtype), cast into the transform's real buffer with a finiteness
+        check per member in the same pass (:mod:`coupling.learned_kernels`; non-finite members get
+        the closure's policy, so a zeroed sample, not NaN, is what is held and jittered) and
+        transformed forward into the held spectrum."""
         omega_hat = state.omega_hat
         b, n = omega_hat.shape[0], state.grid.n
         buf = self._buffers_for(b, n)
-        self._held = None  # the transform below overwrites the held spectrum
+        self._held = None  # the transforms below overwrite the held spectrum
         fft = buf.fft
         fft.spec[...] = omega_hat
         fft.inverse()  # real = N² ω
-        with torch.inference_mode():
-            torch.mul(buf.real_t, 1.0 / (n * n), out=buf.x_host)  # computed in float64, rounded once
-            x = buf.x_host if buf.x is None else buf.x.copy_(buf.x_host)
-            noise = torch.randn(self._noise_shape(b), generator=self.generator, device=self.device,
-                                dtype=self.torch_dtype)
-            t0 = _time.perf_counter()
-            h = self.module.sample(x, noise)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.model_seconds += _time.perf_counter() - t0
-            self._check_sample(h, (b, n, n))
-            finite = torch.isfinite(h).flatten(1).all(dim=1)
-            buf.real_t.copy_(h)
-        bad = self.apply_nonfinite_policy(finite.cpu().numpy(), state)
-        if bad.size:
-            fft.real[bad] = 0.0
+        scale_cast_numba(fft.real, 1.0 / (n * n), buf.x_np)  # the network input ω, rounded once
+        x = buf.x_host if buf.x is None else buf.x.copy_(buf.x_host)
+        noise = buf.noise_for(self._noise_shape(b))
+        noise.normal_(generator=self.generator)  # the draws of torch.randn(shape, generator=...)
+        # no inference-mode context: load_artifact turned the parameters' gradients off already
+        t0 = _time.perf_counter()
+        h = self.module.sample(x, noise)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.model_seconds += _time.perf_counter() - t0
+        h_np = self._checked_sample(h, fft.real.shape)
+        if cast_and_check_numba(h_np, fft.real, buf.finite):
+            fft.real[self.apply_nonfinite_policy(buf.finite, state)] = 0.0
         fft.forward()
         self._sample_step = int(state.step)
         self.samples += 1
         self._held = fft.spec
         return fft.spec
 
-    def _check_sample(self, h: torch.Tensor, expected: tuple[int, int, int]) -> None:
-        """The checks of :meth:`Closure.checked` on a fresh sample: a real floating dtype, shape
-        ``(B, N, N)`` (probed at load by :func:`~coupling.artifact.check_contract`; checked again
-        here because the held spectrum is built from it)."""
-        if not h.dtype.is_floating_point:
+    def _checked_sample(self, h: torch.Tensor, expected: tuple[int, ...]) -> np.ndarray:
+        """The fresh sample as a NumPy array (no copy on the CPU) after the checks of
+        :meth:`Closure.checked`: a real floating dtype, shape ``(B, N, N)`` (probed at load by
+        :func:`~coupling.artifact.check_contract`; checked again here because the held spectrum is
+        built from it)."""
+        h_np = h.detach().numpy() if h.device.type == "cpu" else h.detach().cpu().numpy()
+        if h_np.dtype.kind != "f":
             raise DtypeError(f"closure {self.name} returned dtype {h.dtype}, expected a real floating "
                              "dtype (float64 vorticity tendency)")
-        if tuple(h.shape) != expected:
-            raise ClosureShapeError(f"closure {self.name} returned shape {tuple(h.shape)}, expected {expected} "
+        if h_np.shape != expected:
+            raise ClosureShapeError(f"closure {self.name} returned shape {h_np.shape}, expected {expected} "
                                     "(members, N, N) like the vorticity")
+        return h_np
 
     # ------------------------------------------------------------------ restart and description
     def get_state(self) -> dict[str, Any]:

@@ -84,3 +84,4 @@ def add_spectral_white_noise_numba(held, z, std):  # pragma: no cover
                 held[b, j, col] += complex(re, im)
                 held[b, n - j, col] += complex(re, -im)
     return held
+
