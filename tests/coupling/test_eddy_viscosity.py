@@ -96,7 +96,7 @@ def test_eddy_viscosity_in_the_reduced_model_is_a_target_mismatch() -> None:
 
 
 @pytest.mark.parametrize("cls", CLOSURES)
-@pytest.mark.parametrize("members", [1, 3])
+@pytest.mark.parametrize("members", [1, 3, 6])  # 6: chunks of 4 + 2 (Smagorinsky) and 5 + 1 (Leith) at 32²
 def test_planned_numba_eddy_viscosity_equals_its_numpy_reference(cls, members: int) -> None:
     from coupling.eddy_viscosity_kernels import eddy_viscosity_tendency_reference
 
