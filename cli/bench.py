@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -58,7 +59,8 @@ def solver(
                                     numpy_reference=numpy_reference, progress=row)
         console.print(table)
         if json_out is not None:
-            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
+            write_json(json_out, {"machine": info, "load_average_1_5_15min": {"start": load_start, "end": list(os.getloadavg())},
+                                  "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
 
 
@@ -133,6 +135,7 @@ def coupled(
         for col in ("closure", "wall [s]", "solver [s]", "network [s]", "coupling [s]", "coupling share",
                     "artifact calls", "ms/step", "overhead vs solver"):
             table.add_column(col, justify="right")
+        load_start = list(os.getloadavg())  # the machine's load, recorded with the timings
         rows = bench_coupled(closure, preset=preset, grid=grid, steps=steps, every=closure_every, jitter=closure_jitter,
                              members=members, init=init, threads=threads, device=device,
                              progress=lambda r: console.print(f"  {r.closure}: {r.wall_s:.2f} s", highlight=False))
@@ -149,5 +152,6 @@ def coupled(
                           f"{100 * r.share(r.network_s):.1f}%, coupling share {100 * r.share(r.coupling_s):.1f}% "
                           "of the rollout", highlight=False)
         if json_out is not None:
-            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
+            write_json(json_out, {"machine": info, "load_average_1_5_15min": {"start": load_start, "end": list(os.getloadavg())},
+                                  "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
