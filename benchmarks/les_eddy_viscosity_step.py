@@ -5,7 +5,7 @@ Usage: python benchmarks/les_eddy_viscosity_step.py OUT.json  (needs the previou
 and its kernels as build/scratch/old_evk.py, from main before issue 13:
 ``git show a77ace5:coupling/eddy_viscosity_kernels.py > build/scratch/old_evk.py``,
 ``git show a77ace5:coupling/eddy_viscosity.py | sed 's/from coupling import eddy_viscosity_kernels as k/import old_evk as k/'
-> build/scratch/old_ev.py``). Median and minimum of 30 interleaved blocks of 50 steps (on a shared machine
+> build/scratch/old_ev.py``). Median and minimum of 60 interleaved blocks of 20 steps (on a shared machine
 the minimum is the steadier estimate).
 """
 import os
@@ -44,11 +44,11 @@ for n, B in ((64, 1), (32, 4), (64, 8)):
     for s in sims.values():
         for _ in range(50): s.advance()
     res = {k: [] for k in sims}
-    for rep in range(30):
+    for rep in range(60):
         for k, s in sims.items():
             t0 = time.perf_counter()
-            for _ in range(50): s.advance()
-            res[k].append((time.perf_counter() - t0) / 50 * 1e6)
+            for _ in range(20): s.advance()
+            res[k].append((time.perf_counter() - t0) / 20 * 1e6)
     bare = np.median(res["bare"])
     row = {k: {"median_us": float(np.median(v)), "min_us": float(min(v)), "ratio_median": float(np.median(v) / bare),
                "ratio_min": float(min(v) / min(res["bare"]))} for k, v in res.items()}
