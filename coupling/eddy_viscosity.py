@@ -127,7 +127,8 @@ class EddyViscosity(Closure):
         ws = self._workspace
         b_count = w.shape[0]
         if ws is None or ws.key != (g.n, float(g.L), b_count, strain):
-            chunk = max(1, min(b_count, CHUNK_BYTES // ((8 if strain else 6) * 16 * g.n * g.n)))
+            per_member = (8 if strain else 6) * 16 * g.n * g.n  # complex N² fields in the transforms' buffers
+            chunk = max(1, min(b_count, CHUNK_BYTES // per_member))
             ws = self._workspace = _Workspace(g, b_count, strain, chunk)
         delta = self.delta if self.delta is not None else g.dx
         flux = k.smagorinsky_flux_numba if strain else k.leith_flux_numba
