@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -58,7 +59,8 @@ def solver(
                                     numpy_reference=numpy_reference, progress=row)
         console.print(table)
         if json_out is not None:
-            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
+            write_json(json_out, {"machine": info, "load_average_1_5_15min": {"start": load_start, "end": list(os.getloadavg())},
+                                  "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
 
 
@@ -130,9 +132,10 @@ def coupled(
         info = machine_info(device)
         table = Table(title=f"kolmo bench coupled — {preset} {grid}², {steps} steps, closure every {closure_every}, "
                             f"{members} member(s), {info.get('gpu', info['cpu'])}")
-        for col in ("closure", "wall [s]", "solver [s]", "closure [s]", "closure share", "artifact calls",
-                    "ms/step", "overhead vs solver"):
+        for col in ("closure", "wall [s]", "solver [s]", "network [s]", "coupling [s]", "coupling share",
+                    "artifact calls", "ms/step", "overhead vs solver"):
             table.add_column(col, justify="right")
+        load_start = list(os.getloadavg())  # the machine's load, recorded with the timings
         rows = bench_coupled(closure, preset=preset, grid=grid, steps=steps, every=closure_every, jitter=closure_jitter,
                              members=members, init=init, threads=threads, device=device,
                              progress=lambda r: console.print(f"  {r.closure}: {r.wall_s:.2f} s", highlight=False))
@@ -140,10 +143,15 @@ def coupled(
             for note in r.notes:
                 console.print(f"[cyan]note[/] ({Path(r.closure).name}): {note}")
         for r in rows:
-            table.add_row(Path(r.closure).name, f"{r.wall_s:.2f}", f"{r.solver_s:.2f}", f"{r.closure_s:.2f}",
-                          f"{100 * r.closure_share:.0f}%", str(r.artifact_calls), f"{1e3 * r.wall_s / r.steps:.3f}",
-                          f"{r.overhead:.2f}×")
+            table.add_row(Path(r.closure).name, f"{r.wall_s:.2f}", f"{r.solver_s:.2f}", f"{r.network_s:.2f}",
+                          f"{r.coupling_s:.2f}", f"{100 * r.share(r.coupling_s):.1f}%", str(r.artifact_calls),
+                          f"{1e3 * r.wall_s / r.steps:.3f}", f"{r.overhead:.2f}×")
         console.print(table)
+        for r in rows[1:]:
+            console.print(f"{Path(r.closure).name}: solver {100 * r.share(r.solver_s):.1f}%, network "
+                          f"{100 * r.share(r.network_s):.1f}%, coupling share {100 * r.share(r.coupling_s):.1f}% "
+                          "of the rollout", highlight=False)
         if json_out is not None:
-            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
+            write_json(json_out, {"machine": info, "load_average_1_5_15min": {"start": load_start, "end": list(os.getloadavg())},
+                                  "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")

@@ -193,3 +193,65 @@ class RealFFT2:
         self.spec[...] = field_hat
         self.inverse()
         return self.real * (1.0 / (self.n * self.n))
+
+
+class ComplexFFT2:
+    """Batched, planned complex ``fft2`` / ``ifft2`` on owned buffers (two real fields in one).
+
+    ``field`` ``(B, N, N)`` complex and ``spec`` ``(B, N, N)`` complex: :meth:`forward` computes
+    ``spec = fft2(field)``, :meth:`inverse` ``field = N² ifft2(spec)`` (unnormalised, like
+    :class:`RealFFT2`; ``inverse`` destroys ``spec``). A complex field ``a + i b`` carries two real
+    fields through one transform; at the grid sizes of the LES closures FFTW's complex transform
+    of ``B`` fields is faster than its real one of ``2B`` (benchmarks/RESULTS.md §10).
+
+    Parameters
+    ----------
+    n, batch, backend, threads, planner
+        As :class:`RealFFT2`.
+    """
+
+    def __init__(self, n: int, batch: int, backend: str = "fftw", threads: int = 1,
+                 planner: str = "measure") -> None:
+        if backend not in BACKENDS:
+            raise ConfigurationError(f"unknown FFT backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if planner not in PLANNER_EFFORTS:
+            raise ConfigurationError(
+                f"unknown FFTW planner effort {planner!r}; valid: {', '.join(PLANNER_EFFORTS)}")
+        if batch < 1:
+            raise ConfigurationError(f"FFT batch must be >= 1, got {batch}")
+        if threads < 1:
+            raise ConfigurationError(f"FFT threads must be >= 1, got {threads}")
+        self.n, self.batch, self.backend, self.threads = int(n), int(batch), backend, int(threads)
+        shape = (self.batch, self.n, self.n)
+        if backend == "fftw":
+            import pyfftw
+
+            _load_wisdom()
+            self.field = pyfftw.empty_aligned(shape, dtype=np.complex128)
+            self.spec = pyfftw.empty_aligned(shape, dtype=np.complex128)
+            flag = "FFTW_" + planner.upper()
+            self._fwd = pyfftw.FFTW(self.field, self.spec, axes=(-2, -1), direction="FFTW_FORWARD",
+                                    flags=(flag,), threads=self.threads)
+            self._inv = pyfftw.FFTW(self.spec, self.field, axes=(-2, -1), direction="FFTW_BACKWARD",
+                                    flags=(flag, "FFTW_DESTROY_INPUT"), threads=self.threads)
+            self.field[...] = 0.0
+            self.spec[...] = 0.0
+            if planner != "estimate":
+                _save_wisdom()
+        else:
+            self.field = np.zeros(shape, dtype=np.complex128)
+            self.spec = np.zeros(shape, dtype=np.complex128)
+
+    def forward(self) -> None:
+        """``spec ← fft2(field)`` (unnormalised); ``field`` is preserved."""
+        if self.backend == "fftw":
+            self._fwd.execute()
+        else:
+            self.spec[...] = np.fft.fft2(self.field)
+
+    def inverse(self) -> None:
+        """``field ← N² ifft2(spec)`` (unnormalised); ``spec`` is destroyed."""
+        if self.backend == "fftw":
+            self._inv.execute()
+        else:
+            self.field[...] = np.fft.ifft2(self.spec) * (self.n * self.n)
