@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e ".[test,plots]"
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e ".[test,plots,distributed]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -28,6 +28,9 @@ while [ $# -gt 0 ]; do
     *) echo "gpu.sh: unknown option $1 (valid: --size ci|gpu, --out DIR, --publish)" >&2; exit 2 ;;
   esac
 done
+# the Makefile's environment (Numba cache, FFTW wisdom, malloc settings), unless the caller set it
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache} KOLMO_CACHE_DIR=${KOLMO_CACHE_DIR:-$PWD/.kolmo_cache}
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-67108864} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-268435456}
 PY=${PYTHON:-python}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
 k() { "$PY" -m cli.main "$@"; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -71,7 +72,8 @@ def solver(
                                     numpy_reference=numpy_reference, progress=row)
         console.print(table)
         if json_out is not None:
-            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
+            write_json(json_out, {"machine": info, "load_average_1_5_15min": {"start": load_start, "end": list(os.getloadavg())},
+                                  "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")
 
 
@@ -109,7 +111,7 @@ def _solver_peer(peer: Optional[str], peer_python: Optional[Path], peer_script: 
 
 @bench_app.command("closures", short_help="Latency per call of closure artifacts, NFE, FLOPs, speed-up.")
 def closures(
-    artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt); the first is the speed-up baseline."),
+    artifacts: list[Path] = typer.Argument(..., help="Closure artifacts (.pt TorchScript or .pt2 AOTInductor); the first is the speed-up baseline."),
     batch: str = typer.Option("1,16,100", help="Batch sizes (comma-separated).", callback=opt.int_list(1)),
     device: str = typer.Option("cpu", help="cpu or cuda.", callback=opt.device()),
     dtype: str = typer.Option("float32", help="float32 or float64.", callback=opt.choice("float32", "float64")),
@@ -131,8 +133,8 @@ def closures(
         info = machine_info(device)
         where = info.get("gpu", info["cpu"])
         table = Table(title=f"kolmo bench closures — {where}, torch {torch.__version__}, {device}/{dtype}")
-        for col in ("artifact", "family", "NFE", "params", "MFLOP/sample", "B", "median [ms]", "min [ms]",
-                    "IQR [ms]", "samples/s", "H2D+D2H [ms]", "speed-up"):
+        for col in ("artifact", "format", "family", "NFE", "params", "MFLOP/sample", "load [ms]", "B", "median [ms]",
+                    "min [ms]", "IQR [ms]", "samples/s", "H2D+D2H [ms]", "speed-up"):
             table.add_column(col, justify="right")
         rows = bench_closures([str(a) for a in artifacts], bs, device=device, dtype=dtype, repeat=repeat,
                               warmup=warmup, cuda_graph=cuda_graph, baseline=baseline,
@@ -140,9 +142,9 @@ def closures(
                                                                f"{r.median_ms:.3f} ms", highlight=False))
         for r in rows:
             mflop = f"{r.flops_per_sample / 1e6:.1f}" if r.flops_per_sample else "?"
-            table.add_row(Path(r.artifact).name, r.family or "?", str(r.nfe if r.nfe is not None else "?"),
-                          f"{r.parameters:,}", mflop, str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}",
-                          f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
+            table.add_row(Path(r.artifact).name, r.file_format, r.family or "?",
+                          str(r.nfe if r.nfe is not None else "?"), f"{r.parameters:,}", mflop, f"{r.load_ms:.0f}",
+                          str(r.batch), f"{r.median_ms:.3f}", f"{r.min_ms:.3f}", f"{r.iqr_ms:.3f}", f"{r.samples_per_second:,.0f}", f"{r.h2d_ms + r.d2h_ms:.3f}",
                           f"{r.speedup:.1f}×")
         console.print(table)
         if json_out is not None:
@@ -155,7 +157,7 @@ def closures(
 
 @bench_app.command("coupled", short_help="Online protocol: the solver alone vs with each closure.")
 def coupled(
-    closure: list[str] = typer.Option(..., "--closure", help="Closure(s) to time: PATH.pt, smagorinsky, leith, replay:DATA.h5 (repeatable)."),
+    closure: list[str] = typer.Option(..., "--closure", help="Closure(s) to time: PATH.pt, PATH.pt2, smagorinsky, leith, replay:DATA.h5 (repeatable)."),
     preset: str = typer.Option("dong2026", help="Preset of the online run."),
     grid: int = typer.Option(64, help="Coarse grid N.", callback=opt.even_grid()),
     steps: int = typer.Option(20000, help="Time steps (the paper: 20,000 = 20 time units).", callback=opt.at_least(1)),
@@ -175,9 +177,10 @@ def coupled(
         info = machine_info(device)
         table = Table(title=f"kolmo bench coupled — {preset} {grid}², {steps} steps, closure every {closure_every}, "
                             f"{members} member(s), {info.get('gpu', info['cpu'])}")
-        for col in ("closure", "wall [s]", "solver [s]", "closure [s]", "closure share", "artifact calls",
-                    "ms/step", "overhead vs solver"):
+        for col in ("closure", "wall [s]", "solver [s]", "network [s]", "coupling [s]", "coupling share",
+                    "artifact calls", "ms/step", "overhead vs solver"):
             table.add_column(col, justify="right")
+        load_start = list(os.getloadavg())  # the machine's load, recorded with the timings
         rows = bench_coupled(closure, preset=preset, grid=grid, steps=steps, every=closure_every, jitter=closure_jitter,
                              members=members, init=init, threads=threads, device=device,
                              progress=lambda r: console.print(f"  {r.closure}: {r.wall_s:.2f} s", highlight=False))
@@ -185,10 +188,15 @@ def coupled(
             for note in r.notes:
                 console.print(f"[cyan]note[/] ({Path(r.closure).name}): {note}")
         for r in rows:
-            table.add_row(Path(r.closure).name, f"{r.wall_s:.2f}", f"{r.solver_s:.2f}", f"{r.closure_s:.2f}",
-                          f"{100 * r.closure_share:.0f}%", str(r.artifact_calls), f"{1e3 * r.wall_s / r.steps:.3f}",
-                          f"{r.overhead:.2f}×")
+            table.add_row(Path(r.closure).name, f"{r.wall_s:.2f}", f"{r.solver_s:.2f}", f"{r.network_s:.2f}",
+                          f"{r.coupling_s:.2f}", f"{100 * r.share(r.coupling_s):.1f}%", str(r.artifact_calls),
+                          f"{1e3 * r.wall_s / r.steps:.3f}", f"{r.overhead:.2f}×")
         console.print(table)
+        for r in rows[1:]:
+            console.print(f"{Path(r.closure).name}: solver {100 * r.share(r.solver_s):.1f}%, network "
+                          f"{100 * r.share(r.network_s):.1f}%, coupling share {100 * r.share(r.coupling_s):.1f}% "
+                          "of the rollout", highlight=False)
         if json_out is not None:
-            write_json(json_out, {"machine": info, "rows": [r.as_dict() for r in rows]}, indent=1)
+            write_json(json_out, {"machine": info, "load_average_1_5_15min": {"start": load_start, "end": list(os.getloadavg())},
+                                  "rows": [r.as_dict() for r in rows]}, indent=1)
             console.print(f"wrote {json_out}")

@@ -20,7 +20,7 @@ def export(
     sampler: Optional[str] = typer.Option(None, "--sampler", help="DM models: em (default) or heun.", callback=opt.choice("em", "heun")),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (no CPU fallback).", callback=opt.device()),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64.", callback=opt.choice("float32", "float64")),
-    format_: str = typer.Option("torchscript", "--format", help="torchscript (default; libtorch and FTorch load it) or aoti (torch.export + AOTInductor .pt2).", callback=opt.choice("torchscript", "aoti")),
+    format_: str = typer.Option("torchscript", "--format", help="torchscript (default; libtorch, FTorch and TorchFort load it) or aoti (torch.export + AOTInductor .pt2: metadata inside, batch 1..4096, this device and dtype only; needs a C++ compiler).", callback=opt.choice("torchscript", "aoti")),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last.", callback=opt.choice("best", "last")),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure the batch-1 latency of the saved artifact."),
 ) -> None:
@@ -40,10 +40,11 @@ def export(
         table.add_row("family / regularizer", f"{meta['family']} / {meta['regularizer']}")
         table.add_row("sampler, steps, NFE", f"{meta['sampler']}, {meta['steps']}, {meta['nfe']}")
         table.add_row("grid, dtype, device", f"{meta['grid']}², {meta['dtype']}, {meta['device']}")
-        table.add_row("self-check max |scripted − eager|", f"{res.max_abs_diff:.3g} (bound {res.tolerance:.3g})")
+        for name, (diff, bound) in res.checks.items():
+            table.add_row(f"self-check max |{name} − eager|", f"{diff:.3g} (bound {bound:.3g})")
         table.add_row("FLOPs per sample", f"{meta['flops_per_sample']:.3g}")
         table.add_row("parameters", f"{meta['parameters']['total']:,}")
-        if latency and format_ == "torchscript":
+        if latency:
             import torch
 
             from coupling.bench import time_artifact

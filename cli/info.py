@@ -12,19 +12,19 @@ from cli.common import console, friendly_errors
 from cli.preflight import artifact_input
 
 
-def info(path: Path = typer.Argument(..., help="A run/dataset .h5 file, a closure artifact .pt, or a shipped closure name (dong2026-default).")) -> None:
+def info(path: Path = typer.Argument(..., help="A run/dataset .h5 file, a closure artifact (.pt TorchScript, .pt2 AOTInductor), or a shipped closure name (dong2026-default).")) -> None:
     """Print attributes and contents."""
     with friendly_errors():
         if not path.exists() and path.suffix == "" and str(path).lower() in ("dong2026-default",):
             from coupling.online import SHIPPED_CLOSURES
 
             path = SHIPPED_CLOSURES[str(path).lower()]
-        if path.suffix == ".pt":
+        if path.suffix in (".pt", ".pt2"):
             artifact_input(path, "PATH")  # before torch loads
-            from coupling.artifact import read_metadata  # torch only when asked
+            from coupling.artifact import artifact_reader, read_metadata  # torch only when asked
 
             meta = read_metadata(path)
-            table = Table(title=f"closure artifact {path}")
+            table = Table(title=f"closure artifact {path} (format {artifact_reader(path).name})")
             table.add_column("key")
             table.add_column("value")
             for k, v in meta.items():

@@ -47,7 +47,7 @@ def run_modes(*, resume: Optional[Path], closure: Optional[str], protocol: Optio
     ``given`` maps each flag to its value (``None``, or the default for the defaulted ones, means
     not given): ``--preset --grid --time --dt --members --seed --save-every --stepper --nu --mu
     --initial --init --set --out --overwrite --closure-every --closure-jitter --closure-seed
-    --closure-coef --closure-dtype --closure-nonfinite --device``.
+    --closure-coef --closure-dtype --closure-nonfinite --device --workers --scheduler --members-per-batch``.
     """
     defaults = {"--closure-dtype": DEFAULT_CLOSURE_DTYPE, "--closure-nonfinite": DEFAULT_NONFINITE,
                 "--device": DEFAULT_DEVICE, "--overwrite": False, "--set": []}
@@ -59,7 +59,8 @@ def run_modes(*, resume: Optional[Path], closure: Optional[str], protocol: Optio
     if resume is not None:
         fixed = ["--preset", "--grid", "--dt", "--members", "--seed", "--save-every", "--stepper", "--nu", "--mu",
                  "--initial", "--init", "--set", "--out", "--overwrite", "--protocol", "--closure-every",
-                 "--closure-jitter", "--closure-seed", "--closure-coef", "--closure-dtype", "--closure-nonfinite"]
+                 "--closure-jitter", "--closure-seed", "--closure-coef", "--closure-dtype", "--closure-nonfinite",
+                 "--workers", "--scheduler", "--members-per-batch"]
         refuse_inapplicable("with --resume (the run file fixes them; only --time, --closure, --device, --threads "
                             "and --backend apply)", {f: used(f) for f in fixed})
         return
@@ -82,27 +83,34 @@ def run_modes(*, resume: Optional[Path], closure: Optional[str], protocol: Optio
             artifact_input(path, "--closure")
 
 
+TORCHSCRIPT_KIND = ("a TorchScript archive", "a TorchScript module", "torch.jit.save")
+ARTIFACT_KINDS = {".pt2": ("an AOTInductor package", "a PT2 archive", "kolmo export --format aoti")}
+"""What a closure artifact file is by suffix (any other: :data:`TORCHSCRIPT_KIND`): the file, its
+container, its writer."""
+
+
 def artifact_input(path: Path, option: str) -> None:
-    """Check, before torch loads, that ``path`` exists and is a TorchScript archive (a zip file) that
-    carries the artifact's ``extra/metadata.json``; the full contract is checked by the loader
-    (:mod:`coupling.artifact`). Raises :class:`~coupling.errors.ArtifactFormatError` naming the file."""
+    """Check, before torch loads, that ``path`` exists and is a zip archive (TorchScript ``.pt`` or
+    AOTInductor ``.pt2``) that carries the artifact's ``extra/metadata.json``; the full contract is
+    checked by the loader (:mod:`coupling.artifact`). Raises
+    :class:`~coupling.errors.ArtifactFormatError` naming the file."""
     import zipfile
 
     from coupling.errors import ArtifactFormatError
 
     if not path.exists():
-        raise ArtifactFormatError(f"closure artifact {path} does not exist (expected a TorchScript .pt file)")
+        raise ArtifactFormatError(f"closure artifact {path} does not exist (expected a TorchScript .pt file or an "
+                                  "AOTInductor .pt2 package)")
     existing_file(path, option, "closure artifact")
-    if path.suffix == ".pt2":
-        return  # AOTInductor packages: left to their loader
+    kind, container, writer = ARTIFACT_KINDS.get(path.suffix.lower(), TORCHSCRIPT_KIND)
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ArtifactFormatError(f"{option} {path} is not a TorchScript archive or is corrupt ({exc}); expected a "
-                                  "closure artifact written by torch.jit.save") from None
+        raise ArtifactFormatError(f"{option} {path} is not {kind} or is corrupt ({exc}); expected a "
+                                  f"closure artifact written by {writer}") from None
     if not any(name.endswith("/extra/metadata.json") for name in names):
-        raise ArtifactFormatError(f"{option} {path} has no extra/metadata.json: a TorchScript module, but not a "
+        raise ArtifactFormatError(f"{option} {path} has no extra/metadata.json: {container}, but not a "
                                   "kolmo closure artifact")
 
 

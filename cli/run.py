@@ -15,7 +15,7 @@ from cli.common import console, friendly_errors, parse_sets
 from cli.errors import check_interrupt
 
 
-# Length: 29 of its 108 lines are the typer option list (one parameter per CLI option); the body is 79.
+# Length: 32 of its lines are the typer option list (one parameter per CLI option).
 def run(
     preset: Optional[str] = typer.Option(None, help="Preset: kolmogorov (LES, L=2π, Re=1000, drag 0.1; the default) or dong2026 (the paper's missing-physics setup). With a closure: the closure's preset."),
     grid: Optional[int] = typer.Option(None, "--grid", "-n", help="Grid points per side (default 64 kolmogorov, 256 dong2026).", callback=opt.even_grid()),
@@ -44,6 +44,9 @@ def run(
     closure_nonfinite: str = typer.Option("raise", help="Non-finite closure output: raise, or zero (zero those members and count).", callback=opt.choice("raise", "zero")),
     device: str = typer.Option("cpu", help="Device of an artifact closure: cpu, cuda, cuda:K (no CPU fallback).", callback=opt.device()),
     protocol: Optional[str] = typer.Option(None, help="Online protocol preset: paper (dong2026 64², dt 1e-3, 20,000 steps, every 5, jitter 5e-5, from --init DATA.h5:test:INDEX)."),
+    workers: Optional[int] = typer.Option(None, help="Integrate the members in batches on a local Dask cluster of N worker processes (pip install kolmo[distributed]); one run file.", callback=opt.at_least(1)),
+    scheduler: Optional[str] = typer.Option(None, help="Integrate the member batches on a running Dask cluster at ADDRESS; excludes --workers."),
+    members_per_batch: Optional[int] = typer.Option(None, help="Members integrated together, one task each (default 1 with --workers/--scheduler). The file equals any run with the same batches, whatever the workers.", callback=opt.at_least(1)),
 ) -> None:
     """Run the solver and print a summary table."""
     from coupling.online import ClosureOptions, prepare_run
@@ -56,7 +59,12 @@ def run(
             "--init": init, "--set": set_, "--out": out, "--overwrite": overwrite, "--protocol": protocol,
             "--closure-every": closure_every, "--closure-jitter": closure_jitter, "--closure-seed": closure_seed,
             "--closure-coef": closure_coef, "--closure-dtype": closure_dtype,
-            "--closure-nonfinite": closure_nonfinite, "--device": device})
+            "--closure-nonfinite": closure_nonfinite, "--device": device, "--workers": workers,
+            "--scheduler": scheduler, "--members-per-batch": members_per_batch})
+        from kolmo.cluster.client import ClusterOptions
+
+        cluster = ClusterOptions(workers=workers, scheduler=scheduler)
+        batched = cluster.requested or members_per_batch is not None
         config = None
         closure_obj = None
         if resume is None:
@@ -73,6 +81,13 @@ def run(
             if out is None:
                 out = Path("runs") / f"{config.preset}-{config.n}.h5"
             preflight.run_resources(config, out)
+            if batched:
+                from coupling.online import member_closure_factory
+
+                factory = member_closure_factory(closure, options, init, closure_obj)
+                _print_summary(_run_batched(config, out, members_per_batch, cluster, factory, overwrite, backend,
+                                            threads), closure_obj, batched=True)
+                return
         else:
             from coupling.online import closure_for_resume
 
@@ -100,27 +115,55 @@ def run(
 
             summary = run_simulation(config, out, resume=resume, t_end=time if resume else None, closure=closure_obj,
                                      overwrite=overwrite, backend=backend, threads=threads, progress=progress)
-        table = Table(title=f"kolmo run — {summary.status}")
-        table.add_column("quantity")
-        table.add_column("value", justify="right")
-        table.add_row("file", str(summary.path))
-        table.add_row("steps (this call)", str(summary.steps))
-        table.add_row("final time", f"{summary.time:.4g}")
-        table.add_row("wall time \\[s]", f"{summary.wall_seconds:.2f}")
-        table.add_row("steps/s", f"{summary.steps_per_second:.1f}")
-        for k in ("energy", "enstrophy", "palinstrophy", "dissipation", "cfl", "closure_energy", "closure_enstrophy"):
-            if k in summary.final:
-                table.add_row(f"{k} (member mean)", f"{float(summary.final[k].mean()):.5g}")
-        if closure_obj is not None:
-            d = closure_obj.describe()
-            table.add_row("closure", str(d.get("closure_name", closure_obj)))
-            table.add_row("closure calls", str(d.get("closure_calls", "")))
-            if "closure_artifact_calls" in d:
-                table.add_row("artifact calls (resamples)", str(d["closure_artifact_calls"]))
-                table.add_row("closure device / dtype", f"{d['closure_device']} / {d['closure_dtype']}")
-            seconds = summary.closure_seconds
-            table.add_row("time in closure \\[s] (share of wall)",
-                          f"{seconds:.2f} ({seconds / summary.wall_seconds:.0%})" if summary.wall_seconds > 0 else "")
-            if d.get("closure_nonfinite_events"):
-                table.add_row("non-finite closure events", str(d["closure_nonfinite_events"]))
-        console.print(table)
+        _print_summary(summary, closure_obj)
+
+
+def _run_batched(config, out, members_per_batch, cluster, factory, overwrite, backend, threads):  # noqa: ANN001, ANN202
+    """``kolmo.cluster.ensemble.run_ensemble`` with a progress bar over the member batches."""
+    from kolmo.cluster.ensemble import run_ensemble
+
+    with Progress(TextColumn("[bold]kolmo run[/]"), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console) as bar:
+        task = bar.add_task(f"{config.members} members: " + (cluster.describe() if cluster.requested else "here"),
+                            total=config.members)
+
+        def progress(ev) -> None:  # noqa: ANN001
+            check_interrupt()
+            bar.update(task, completed=ev.members_done,
+                       description=f"{ev.batches_done}/{ev.batches} batches, {ev.members_done}/{ev.members} members")
+
+        return run_ensemble(config, out, members_per_batch=members_per_batch,
+                            cluster=cluster if cluster.requested else None, closure_factory=factory,
+                            overwrite=overwrite, backend=backend, threads=threads, progress=progress)
+
+
+def _print_summary(summary, closure_obj, batched: bool = False) -> None:  # noqa: ANN001
+    """The summary table (a batched run's closure counters are in its file: the closure here never ran)."""
+    table = Table(title=f"kolmo run — {summary.status}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("file", str(summary.path))
+    table.add_row("steps (this call)", str(summary.steps))
+    table.add_row("final time", f"{summary.time:.4g}")
+    table.add_row("wall time \\[s]", f"{summary.wall_seconds:.2f}")
+    table.add_row("steps/s", f"{summary.steps_per_second:.1f}")
+    for k in ("energy", "enstrophy", "palinstrophy", "dissipation", "cfl", "closure_energy", "closure_enstrophy"):
+        if k in summary.final:
+            table.add_row(f"{k} (member mean)", f"{float(summary.final[k].mean()):.5g}")
+    if closure_obj is not None:
+        d = closure_obj.describe()
+        table.add_row("closure", str(d.get("closure_name", closure_obj)))
+        if batched:
+            console.print(table)
+            return
+        table.add_row("closure calls", str(d.get("closure_calls", "")))
+        if "closure_artifact_calls" in d:
+            table.add_row("artifact calls (resamples)", str(d["closure_artifact_calls"]))
+            table.add_row("closure device / dtype", f"{d['closure_device']} / {d['closure_dtype']}")
+        seconds = summary.closure_seconds
+        table.add_row("time in closure \\[s] (share of wall)",
+                      f"{seconds:.2f} ({seconds / summary.wall_seconds:.0%})" if summary.wall_seconds > 0 else "")
+        if d.get("closure_nonfinite_events"):
+            table.add_row("non-finite closure events", str(d["closure_nonfinite_events"]))
+    console.print(table)

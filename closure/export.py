@@ -21,9 +21,15 @@ the hosts' loader :func:`coupling.artifact.load_artifact`, compare with the eage
 ``--out`` (never over an existing file). A failing file is deleted and :class:`ExportCheckError` says why.
 
 ``--format aoti``: :func:`torch.export.export` of :meth:`ClosureArtifact.sample` with the noise as an
-input, compiled by AOTInductor into a ``.pt2`` package; the metadata JSON is written next to it as
-``OUT.json``. Needs a C++ compiler (and about 2.5 minutes on a 2-core CPU for a latent FM closure);
-otherwise :class:`AOTIUnavailableError`. Load it with ``torch._inductor.aoti_load_package(path)(omega, noise)``.
+input and a dynamic batch ``1 <= B <= AOTI_MAX_BATCH`` (one package serves every ensemble size),
+compiled by AOTInductor for the export's device and dtype into a ``.pt2`` package whose
+``extra/metadata.json`` holds the metadata (plus ``noise_dims`` and ``batch_range``; layout in
+:mod:`coupling.aoti`). The self-check reads the package back through
+:func:`coupling.artifact.load_artifact` and compares it with the eager model at the check batch and at
+batch 1 (bound ``AOTI_CHECK_RTOL × σ_H``: 1e-4 in float32, 1e-10 in float64, since Inductor fuses and
+reorders reductions), and the TorchScript of the same module too (bound ``SELF_CHECK_RTOL × σ_H``).
+Needs a C++ compiler (about one minute on a shared 2-core CPU, for the 16² test model as for the
+shipped 64² closure: most of it is Inductor's fixed cost); otherwise :class:`AOTIUnavailableError`.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -45,14 +51,20 @@ from closure.data import Normalisation
 from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheckError, ExportError, \
     OutputExistsError
 from closure.models import ClosureModel
+from coupling.aoti import MODEL_NAME as AOTI_MODEL_NAME
 from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, load_artifact, resolve_device
 from coupling.errors import ArtifactFormatError
-from kolmo.atomic import publish, temporary_path, write_text
+from kolmo.atomic import publish, temporary_path
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "ClosureArtifact", "ExportResult", "artifact_metadata",
            "export_closure", "export_model", "resolve_device"]
 
 SELF_CHECK_RTOL = {"float32": 1e-5, "float64": 1e-12}
+"""Self-check bound of a TorchScript artifact against the eager model, in units of the closure's std σ_H."""
+AOTI_CHECK_RTOL = {"float32": 1e-4, "float64": 1e-10}
+"""The same for an AOTInductor package: looser, since Inductor fuses and reorders the float reductions."""
+AOTI_MAX_BATCH = 4096
+"""Largest batch (members) an AOTInductor package is compiled for; the smallest is 1."""
 
 
 class ClosureArtifact(nn.Module):
@@ -134,7 +146,11 @@ class ExportResult:
     tolerance : float
         The bound it had to meet (``rtol × σ_H``).
     seconds : float
-        Wall time of scripting, saving and checking.
+        Wall time of scripting (or compiling), saving and checking.
+    checks : dict
+        Every comparison with the eager model: name → (max abs difference, bound), 1/time².
+        TorchScript: ``"torchscript"``; AOTI: ``"aoti"`` (check batch), ``"aoti, batch 1"`` and
+        ``"torchscript"`` (the same module scripted, as a reference).
     """
 
     path: Path
@@ -142,6 +158,7 @@ class ExportResult:
     max_abs_diff: float
     tolerance: float
     seconds: float
+    checks: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def artifact_metadata(model: ClosureModel, artifact: ClosureArtifact, normalisation: Normalisation,
@@ -240,7 +257,7 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
     if not bool(torch.isfinite(reference).all()):
         raise ExportCheckError("the eager model returns non-finite closures on the self-check input; not exported")
     if format == "aoti":
-        return _export_aoti(artifact, meta, out, omega, noise, reference, tolerance, t0)
+        return _export_aoti(artifact, meta, out, omega, noise, reference, normalisation, dtype, dev, t0)
     tmp = _new_temporary(out, ".pt")
     try:
         try:
@@ -253,11 +270,12 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
         _publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0)
+    return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0, {"torchscript": (diff, tolerance)})
 
 
 def _check_request(out: Path, dtype: str, format: str) -> None:
-    """Refuse an export before any work: an existing ``out``, a missing folder, an unknown dtype or format."""
+    """Refuse an export before any work: an existing ``out``, a missing folder, an unknown dtype or format,
+    an AOTI package not named ``*.pt2``."""
     if out.exists():
         raise OutputExistsError(f"{out} exists; choose another --out (artifacts are never overwritten)")
     if not out.parent.is_dir():
@@ -266,6 +284,8 @@ def _check_request(out: Path, dtype: str, format: str) -> None:
         raise ConfigurationError(f"dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
     if format not in ("torchscript", "aoti"):
         raise ConfigurationError(f"format {format!r} is not supported; expected torchscript or aoti")
+    if format == "aoti" and out.suffix != ".pt2":
+        raise ConfigurationError(f"--format aoti writes an AOTInductor package; name it *.pt2, got {out.name!r}")
 
 
 def _verify_reloaded(tmp: Path, out: Path, meta: dict[str, Any], dev: torch.device, dtype: str, omega: Tensor,
@@ -305,40 +325,94 @@ def _aoti_compiler() -> Optional[str]:
     return None
 
 
+def _noise_dims(artifact: ClosureArtifact) -> list[int]:
+    """``noise_shape(B)`` with ``-1`` at the batch axis (found by comparing two batches)."""
+    two, three = artifact.noise_shape(2), artifact.noise_shape(3)
+    return [-1 if a != b else int(a) for a, b in zip(two, three)]
+
+
 def _export_aoti(artifact: ClosureArtifact, meta: dict[str, Any], out: Path, omega: Tensor, noise: Tensor,
-                 reference: Tensor, tolerance: float, t0: float) -> ExportResult:
+                 reference: Tensor, normalisation: Normalisation, dtype: str, dev: torch.device,
+                 t0: float) -> ExportResult:
+    """Compile, package, self-check (the package at the check batch and at batch 1, and the TorchScript
+    of the same module, against the eager model) and publish an AOTInductor ``.pt2``."""
     if _aoti_compiler() is None:
         raise AOTIUnavailableError("--format aoti needs a C++ compiler for AOTInductor (none of $CXX, c++, g++, "
                                    "clang++ is on PATH); use the default --format torchscript")
-    if out.suffix != ".pt2":
-        raise ConfigurationError(f"--format aoti writes an AOTInductor package; name it *.pt2, got {out.name!r}")
-    sidecar = out.with_suffix(".json")
-    if sidecar.exists():
-        raise OutputExistsError(f"{sidecar} (the metadata of {out.name}) exists; not overwritten")
-    meta = dict(meta, format_variant="aoti", signature="sample(omega, noise)")
+    if omega.shape[0] < 2:
+        raise ConfigurationError(f"--format aoti traces a dynamic batch from the self-check batch; it must be >= 2, "
+                                 f"got {omega.shape[0]}")
+    meta = dict(meta, format_variant="aoti", signature="sample(omega, noise)", noise_dims=_noise_dims(artifact),
+                batch_range=[1, AOTI_MAX_BATCH])
     tmp = _new_temporary(out, ".pt2")
     tmp.unlink()
     try:
-        try:
-            with torch.no_grad():
-                program = torch.export.export(_SampleOnly(artifact), (omega, noise), strict=False)
-                from torch._inductor import aoti_compile_and_package, aoti_load_package
-
-                path = aoti_compile_and_package(program, package_path=str(tmp))
-                runner = aoti_load_package(path)
-                got = runner(omega, noise)
-        except Exception as exc:  # noqa: BLE001 - export/inductor raise many types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AOTIUnavailableError(f"torch.export / AOTInductor could not compile the closure here ({first}); "
-                                       "use the default --format torchscript") from None
-        diff = float((got - reference).abs().max())
-        if not diff <= max(tolerance, 1e-4 * float(reference.abs().max())):
-            raise ExportCheckError(f"{out}: AOTInductor package differs from the eager model by {diff:.3g}; not kept")
-        write_text(sidecar, json.dumps(meta, sort_keys=True, indent=1), overwrite=False)
+        _compile_aoti(artifact, omega, noise, meta, tmp)
+        checks = _verify_aoti(tmp, out, meta, artifact, dev, dtype, omega, noise, reference, normalisation)
         _publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportResult(out, meta, diff, tolerance, time.perf_counter() - t0)
+    diff, bound = checks["aoti"]
+    return ExportResult(out, meta, diff, bound, time.perf_counter() - t0, checks)
+
+
+def _compile_aoti(artifact: ClosureArtifact, omega: Tensor, noise: Tensor, meta: dict[str, Any], tmp: Path) -> None:
+    """``torch.export`` of :meth:`ClosureArtifact.sample` with a dynamic batch ``1 <= B <= AOTI_MAX_BATCH``,
+    AOTInductor, and a PT2 package at ``tmp`` holding the model and ``extra/metadata.json``
+    (:class:`AOTIUnavailableError` if any step fails)."""
+    batch = torch.export.Dim("batch", min=1, max=AOTI_MAX_BATCH)
+    shapes = {"omega": {0: batch}, "noise": {meta["noise_dims"].index(-1): batch}}
+    try:
+        with torch.no_grad():
+            program = torch.export.export(_SampleOnly(artifact), (omega, noise), dynamic_shapes=shapes, strict=False)
+            from torch._inductor import aot_compile
+            from torch.export.pt2_archive._package import package_pt2
+
+            files = aot_compile(program.module(), (omega, noise), options={"aot_inductor.package": True})
+            package_pt2(str(tmp), aoti_files={AOTI_MODEL_NAME: files},
+                        extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
+    except Exception as exc:  # noqa: BLE001 - export/inductor raise many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AOTIUnavailableError(f"torch.export / AOTInductor could not compile the closure here ({first}); "
+                                   "use the default --format torchscript") from None
+
+
+def _verify_aoti(tmp: Path, out: Path, meta: dict[str, Any], artifact: ClosureArtifact, dev: torch.device,
+                 dtype: str, omega: Tensor, noise: Tensor, reference: Tensor,
+                 normalisation: Normalisation) -> dict[str, tuple[float, float]]:
+    """Max abs differences (and bounds) against the eager ``reference`` of: the package read back by the
+    hosts' reader at the check batch and at batch 1, and the TorchScript of the same module
+    (:class:`ExportCheckError` when one is above its bound)."""
+    try:
+        back = load_artifact(tmp, dev, dtype, probe=False)
+    except ArtifactFormatError as exc:
+        raise ExportCheckError(f"{exc}; the package was not kept") from None
+    if back.metadata != json.loads(json.dumps(meta)):
+        raise ExportCheckError(f"{out}: metadata did not round-trip through the package's extra/metadata.json")
+    axis = meta["noise_dims"].index(-1)
+    aoti_bound = AOTI_CHECK_RTOL[dtype] * normalisation.closure_std
+    script_bound = SELF_CHECK_RTOL[dtype] * normalisation.closure_std
+    try:
+        scripted = torch.jit.script(artifact)
+    except Exception as exc:  # noqa: BLE001 - TorchScript raises many types
+        raise ExportError(f"TorchScript could not compile the closure ({str(exc).splitlines()[0]})") from None
+    with torch.no_grad():
+        got = {"aoti": back.module.sample(omega, noise),
+               "aoti, batch 1": back.module.sample(omega[:1], noise.narrow(axis, 0, 1)),
+               "torchscript": scripted.sample(omega, noise)}
+    checks = {}
+    for name, value in got.items():
+        want = reference[:1] if name == "aoti, batch 1" else reference
+        bound = script_bound if name == "torchscript" else aoti_bound
+        if tuple(value.shape) != tuple(want.shape):
+            raise ExportCheckError(f"{out}: {name} returns shape {tuple(value.shape)}, expected {tuple(want.shape)}")
+        diff = float((value - want).abs().max())
+        if not diff <= bound:
+            raise ExportCheckError(f"{out}: the {name} closure differs from the eager model on fixed noise by "
+                                   f"{diff:.3g} (max abs), above the bound {bound:.3g} = "
+                                   f"{bound / normalisation.closure_std:g} x closure std; the package was not kept")
+        checks[name] = (diff, bound)
+    return checks
 
 
 def export_closure(run_dir: str | os.PathLike, out: str | os.PathLike, steps: Optional[int] = None,

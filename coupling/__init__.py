@@ -13,6 +13,7 @@ Public API
 :mod:`coupling.replay`          :class:`ReplayClosure` (the true closure from a dataset file)
 :mod:`coupling.artifact`        the artifact contract; :func:`read_metadata`, :func:`load_artifact`,
                                 :func:`write_artifact` (torch)
+:mod:`coupling.aoti`            AOTInductor ``.pt2`` packages read for :func:`load_artifact` (torch)
 :mod:`coupling.online`          ``--closure`` specs, equation from the closure's target, the paper's
                                 online protocol (:func:`prepare_run`)
 :mod:`coupling.errors`          the closed set of typed errors

@@ -6,11 +6,20 @@ only the artifact file and ``torch`` can run it: nothing of this project is impo
 
 File
 ----
-A TorchScript archive written by ``torch.jit.save`` (format version 1). AOTInductor packages
-(``--format aoti``, ``*.pt2``) are a later forward path with the same ``sample`` signature: the
-loader dispatches on the file suffix (:data:`OPENERS`), and ``.pt2`` is refused with a typed error
-until its reader lands. :func:`load_artifact` is the one loader: the closure of a run, the
-export self-check and the benchmarks all read artifacts through it.
+Two formats, one contract, dispatched by file suffix (:data:`READERS`):
+
+- ``*.pt`` (any suffix but ``.pt2``): a TorchScript archive written by ``torch.jit.save``. The
+  format of C++ (libtorch) and Fortran hosts (FTorch, TorchFort load only TorchScript).
+- ``*.pt2``: an AOTInductor package (``kolmo export --format aoti``; layout in :mod:`coupling.aoti`):
+  ``sample(omega, noise)`` compiled ahead of time by ``torch.export`` and AOTInductor for one device
+  and dtype with a dynamic batch, and the same ``metadata.json`` as the archive's extra file
+  ``extra/metadata.json``. Python hosts load it with
+  ``torch._C._aoti.AOTIModelPackageLoader(path, "model", False, 1, -1).boxed_run([omega, noise])[0]``
+  (or ``torch._inductor.aoti_load_package(path)(omega, noise)``), C++ hosts with
+  ``torch::inductor::AOTIModelPackageLoader`` (``examples/cpp/run_closure_aoti.cpp``).
+
+:func:`load_artifact` is the one loader: the closure of a run, the export self-check and the
+benchmarks all read artifacts through it, and it gives both formats the same module interface.
 
 Methods of the saved module (shapes: ``B`` members, ``N`` grid points per side)
 ------------------------------------------------------------------------------
@@ -27,15 +36,16 @@ Methods of the saved module (shapes: ``B`` members, ``N`` grid points per side)
 Units and dtypes: ``omega`` is the **physical vorticity** on the solver's grid (1/time), the
 output is the **vorticity tendency** ``H`` in solver units (1/time²) on the same grid;
 normalisation and de-normalisation live inside the artifact. Each member is its own sample
-(members are never averaged). Outputs have the dtype and device of ``omega``; the module must
-also run after ``.to(torch.float64)``.
+(members are never averaged). Outputs have the dtype and device of ``omega``; a TorchScript
+module must also run after ``.to(torch.float64)`` (an AOTI package runs in its compiled dtype only).
 
 Metadata
 --------
-A TorchScript extra file named ``metadata.json``
-(``torch.jit.save(m, path, _extra_files={"metadata.json": text})``; read back with
-``extra = {"metadata.json": ""}; torch.jit.load(path, _extra_files=extra)``) holding a JSON
-object with at least these keys (:data:`REQUIRED_METADATA`):
+An extra file ``metadata.json`` of the archive, holding a JSON object with at least the keys below
+(:data:`REQUIRED_METADATA`). TorchScript: ``torch.jit.save(m, path, _extra_files={"metadata.json": text})``,
+read back with ``extra = {"metadata.json": ""}; torch.jit.load(path, _extra_files=extra)``. AOTI:
+the archive's ``extra/metadata.json`` (``package_pt2(..., extra_files={"metadata.json": text})``), with
+``noise_dims``, ``batch_range`` and ``format_variant`` besides (:mod:`coupling.aoti`).
 
 =====================  ========================================================================
 key                    value
@@ -77,12 +87,13 @@ from typing import Any, Callable
 
 import torch
 
+from coupling.aoti import aoti_metadata_text, open_aoti
 from coupling.errors import ArtifactFormatError, ClosureShapeError, DeviceError, DtypeError
 from kolmo.targets import TARGETS, read_target
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METADATA_FILE", "REQUIRED_METADATA", "DTYPES", "LoadedArtifact",
-           "read_metadata", "validate_metadata", "load_artifact", "check_contract", "resolve_device",
-           "resolve_dtype", "write_artifact"]
+           "ArtifactReader", "READERS", "artifact_reader", "read_metadata", "validate_metadata", "load_artifact",
+           "check_contract", "resolve_device", "resolve_dtype", "write_artifact"]
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +171,11 @@ def validate_metadata(meta: Any, path: str | Path = "<artifact>") -> dict[str, A
     return meta
 
 
-def _open(path: str | Path, map_location: torch.device | None = None) -> tuple[Any, str]:
-    """The module and the raw metadata text of an artifact, by file format (:data:`OPENERS`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ArtifactFormatError(f"closure artifact {p} does not exist (expected a TorchScript .pt file)")
-    return OPENERS.get(p.suffix.lower(), _open_torchscript)(p, map_location)
-
-
-def _open_torchscript(p: Path, map_location: torch.device | None) -> tuple[Any, str]:
+def _open_torchscript(p: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any, dict[str, Any]]:
+    """A TorchScript artifact's module (on ``device``; ``load_artifact`` sets the dtype) and metadata."""
     extra = {METADATA_FILE: ""}
     try:
-        module = torch.jit.load(str(p), map_location=map_location, _extra_files=extra)
+        module = torch.jit.load(str(p), map_location=device, _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError/... for foreign files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactFormatError(f"{p} is not a TorchScript archive or is corrupt ({first}); expected a "
@@ -182,18 +186,40 @@ def _open_torchscript(p: Path, map_location: torch.device | None) -> tuple[Any, 
     if not text:
         raise ArtifactFormatError(f"{p} has no {METADATA_FILE} extra file: a TorchScript module, but not a "
                                   f"{FORMAT} artifact")
-    return module, text
+    return module, _parse(text, p)
 
 
-def _open_aoti(p: Path, map_location: torch.device | None) -> tuple[Any, str]:
-    raise ArtifactFormatError(f"{p} is an AOTInductor package (.pt2); loading those for a run is not supported "
-                              "yet; export the closure with --format torchscript (a .pt file)")
+def _open_aoti(p: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any, dict[str, Any]]:
+    """An AOTInductor package's compiled model (:class:`coupling.aoti.AOTIModule`) and metadata."""
+    meta = _parse(aoti_metadata_text(p), p)
+    return open_aoti(p, meta, device, dtype), meta
 
 
-OPENERS: dict[str, Callable[[Path, torch.device | None], tuple[Any, str]]] = {".pt2": _open_aoti}
-"""File-format readers by suffix; any other suffix is read as TorchScript. A reader returns the
-module (with ``forward``, ``sample``, ``noise_shape``) and the ``metadata.json`` text; an AOTI
-reader plugs in here (its metadata is the ``.json`` sidecar ``closure.export`` writes)."""
+@dataclass(frozen=True)
+class ArtifactReader:
+    """How one artifact file format is read: ``open`` (module on a device/dtype, and the validated
+    metadata) and ``metadata`` (the validated metadata alone)."""
+
+    name: str
+    open: Callable[[Path, torch.device, torch.dtype], tuple[Any, dict[str, Any]]]
+    metadata: Callable[[Path], dict[str, Any]]
+
+
+TORCHSCRIPT = ArtifactReader("torchscript", _open_torchscript,
+                             lambda p: _open_torchscript(p, torch.device("cpu"), torch.float32)[1])
+AOTI = ArtifactReader("aoti", _open_aoti, lambda p: _parse(aoti_metadata_text(p), p))
+READERS: dict[str, ArtifactReader] = {".pt2": AOTI}
+"""File-format readers by suffix; any other suffix is read as TorchScript (:data:`TORCHSCRIPT`).
+A reader's module has ``forward``, ``sample`` and ``noise_shape``, and ``to``/``eval``/``parameters``."""
+
+
+def artifact_reader(path: str | Path) -> ArtifactReader:
+    """The reader of an existing artifact file, by suffix (:class:`ArtifactFormatError` if it is missing)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactFormatError(f"closure artifact {p} does not exist (expected a TorchScript .pt file or an "
+                                  "AOTInductor .pt2 package)")
+    return READERS.get(p.suffix.lower(), TORCHSCRIPT)
 
 
 def _parse(text: str, path: str | Path) -> dict[str, Any]:
@@ -206,8 +232,7 @@ def _parse(text: str, path: str | Path) -> dict[str, Any]:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The validated metadata of an artifact (used by ``kolmo info CLOSURE.pt``)."""
-    _, text = _open(path, torch.device("cpu"))
-    return _parse(text, path)
+    return artifact_reader(path).metadata(Path(path))
 
 
 # ---------------------------------------------------------------------- loading and checking
@@ -220,6 +245,8 @@ class LoadedArtifact:
     metadata: dict[str, Any]
     device: torch.device
     dtype: torch.dtype
+    file_format: str = "torchscript"
+    """``"torchscript"`` or ``"aoti"`` (:data:`READERS`)."""
 
     @property
     def grid(self) -> int:
@@ -273,8 +300,8 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu", dtype: s
     default) probe the contract with :func:`check_contract`."""
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    module, text = _open(path, dev)
-    meta = _parse(text, path)
+    reader = artifact_reader(path)
+    module, meta = reader.open(Path(path), dev, dt)
     try:
         module = module.to(device=dev, dtype=dt)
     except Exception as exc:  # noqa: BLE001
@@ -284,9 +311,9 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu", dtype: s
         p.requires_grad_(False)
     if probe:
         check_contract(module, int(meta["grid"]), dev, dt, path=path)
-    log.info("closure artifact %s loaded on %s as %s (family %s, nfe %s)", path, dev, dt, meta.get("family"),
-             meta.get("nfe"))
-    return LoadedArtifact(Path(path), module, meta, dev, dt)
+    log.info("closure artifact %s (%s) loaded on %s as %s (family %s, nfe %s)", path, reader.name, dev, dt,
+             meta.get("family"), meta.get("nfe"))
+    return LoadedArtifact(Path(path), module, meta, dev, dt, reader.name)
 
 
 # ---------------------------------------------------------------------- writing (for exporters and tests)

@@ -29,12 +29,14 @@ derivative is skew-adjoint on the grid, the enstrophy injection is exactly (to r
 injection :math:`\langle\psi H\rangle = -\langle\nu_t\nabla\psi\cdot\nabla\omega\rangle` is
 negative for turbulent fields but not sign-definite in general.
 
-Cost: one call is two planned FFTW transforms (``4B`` or ``2B`` inverse, ``2B`` forward; the solver
-takes ``Ĥ`` spectrally through :meth:`EddyViscosity.tendency_hat`, ``spectral = True``; the physical
-:meth:`~EddyViscosity.tendency` adds a ``B`` inverse) and three Numba kernels on preallocated
-buffers (:mod:`coupling.eddy_viscosity_kernels`, whose NumPy reference the tests compare with).
-Measured 1.44–1.73× the bare LES step (benchmarks/RESULTS.md §10; the FFT count alone gives 1.5×
-for Smagorinsky and 1.33× for Leith).
+Cost: one call is two planned FFTW transforms of complex fields (:class:`kolmo.fft.ComplexFFT2`:
+the real fields travel in pairs, :math:`\omega_x + i\omega_y` and, for Smagorinsky,
+:math:`(\psi_{yy} - \psi_{xx}) + 2i\psi_{xy}`; ``2B`` or ``B`` inverse, ``B`` forward; FFTW's complex
+transform of ``B`` fields is cheaper than its real one of ``2B`` at these sizes) and three Numba
+kernels on preallocated buffers (:mod:`coupling.eddy_viscosity_kernels`, whose NumPy reference the
+tests compare with). The solver takes ``Ĥ`` spectrally (``spectral = True``, :meth:`EddyViscosity.call_hat`,
+whose finiteness check is made inside the last kernel); the physical :meth:`~EddyViscosity.tendency`
+adds a ``B`` inverse. Step cost against the bare LES step: benchmarks/RESULTS.md §10.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from coupling import eddy_viscosity_kernels as k
 from coupling.protocol import Closure
 from kolmo.errors import ConfigurationError
+from kolmo.fft import ComplexFFT2, RealFFT2
 
 if TYPE_CHECKING:
+    from kolmo.grid import Grid
     from kolmo.simulation import CoarseState
 
 __all__ = ["SMAGORINSKY_C", "LEITH_C", "EddyViscosity", "Smagorinsky", "Leith"]
@@ -55,20 +60,25 @@ SMAGORINSKY_C = 0.17
 """Default Smagorinsky coefficient :math:`C_S` (Lilly 1967)."""
 LEITH_C = 1.0 / np.pi
 """Default Leith coefficient :math:`C_L` (Λ = 1 of Fox-Kemper & Menemenlis 2008)."""
+CHUNK_BYTES = 1 << 19
+"""Members go through the transforms in chunks whose buffers fit in about this many bytes (a core's
+L2 cache): at 64² and 8 members the whole batch at once spills to L3."""
 
 
 class _Workspace:
-    """Planned transforms and buffers of one (N, B, kind) shape."""
+    """Planned transforms, buffers and spectral multipliers of one (grid, B, kind); the transforms
+    are sized for ``chunk`` members at a time (:data:`CHUNK_BYTES`)."""
 
-    def __init__(self, n: int, members: int, strain: bool) -> None:
-        from kolmo.fft import RealFFT2
-
-        fields = 4 if strain else 2
-        self.key = (n, members, strain)
-        self.grad = RealFFT2(n, fields * members)  # spectral derivatives -> physical
-        self.flux = RealFFT2(n, 2 * members)  # nu_t grad(omega) -> spectral
-        self.out = RealFFT2(n, members)  # H -> physical
+    def __init__(self, grid: Grid, members: int, strain: bool, chunk: int) -> None:
+        n = grid.n
+        self.key = (n, float(grid.L), members, strain)
+        self.chunk = chunk
+        self.grad = ComplexFFT2(n, (2 if strain else 1) * chunk)  # γ (and σ) spectral -> physical
+        self.flux = ComplexFFT2(n, chunk)  # ν_t γ -> spectral
+        self.out = RealFFT2(n, members)  # Ĥ (out.spec); H -> physical only for tendency()
         self.nu_t = np.zeros((members, n, n))
+        self.finite = np.ones(members, dtype=np.bool_)  # per member: Ĥ finite (from the divergence kernel)
+        self.sigma_mult = k.strain_multiplier(grid.kx, grid.ky, grid.kx_odd, grid.ky_odd, grid.inv_k2, 1.0 / (n * n))
 
 
 class EddyViscosity(Closure):
@@ -109,23 +119,32 @@ class EddyViscosity(Closure):
     spectral = True  # the solver takes Ĥ from tendency_hat (no transform of H on either side)
 
     def _divergence_hat(self, state: CoarseState, scale: float) -> _Workspace:
-        """``scale · Ĥ`` into the workspace's ``out.spec`` (and ``ν_t`` into ``last_viscosity``)."""
-        from coupling import eddy_viscosity_kernels as k
-
+        """``scale · Ĥ`` into the workspace's ``out.spec``, ``ν_t`` into ``last_viscosity`` and which
+        members' Ĥ is finite into ``finite``."""
         g = state.grid
-        w = np.ascontiguousarray(state.omega_hat)
+        w = state.omega_hat
         strain = self.kind == "smagorinsky"
         ws = self._workspace
-        if ws is None or ws.key != (g.n, w.shape[0], strain):
-            ws = self._workspace = _Workspace(g.n, w.shape[0], strain)
-        inv_n2 = 1.0 / (g.n * g.n)
+        b_count = w.shape[0]
+        if ws is None or ws.key != (g.n, float(g.L), b_count, strain):
+            per_member = (8 if strain else 6) * 16 * g.n * g.n  # complex N² fields in the transforms' buffers
+            chunk = max(1, min(b_count, CHUNK_BYTES // per_member))
+            ws = self._workspace = _Workspace(g, b_count, strain, chunk)
         delta = self.delta if self.delta is not None else g.dx
-        k.gradients_hat_numba(w, g.kx, g.ky, g.kx_odd, g.ky_odd, g.inv_k2, inv_n2, strain, ws.grad.spec)
-        ws.grad.inverse()
         flux = k.smagorinsky_flux_numba if strain else k.leith_flux_numba
-        flux(ws.grad.real, self.factor(delta), ws.nu_t, ws.flux.real)
-        ws.flux.forward()
-        k.divergence_hat_numba(ws.flux.spec, g.kx_odd, g.ky_odd, scale, ws.out.spec)
+        w = np.ascontiguousarray(w)
+        c = ws.chunk
+        for b0 in range(0, b_count, c):
+            b1 = min(b0 + c, b_count)
+            grad_spec, grad_field, flux_field, flux_spec = ws.grad.spec, ws.grad.field, ws.flux.field, ws.flux.spec
+            if b1 - b0 < c:  # a last, partial chunk: the transforms run on their whole buffers
+                grad_spec[...] = 0.0
+            k.complex_gradients_hat_numba(w[b0:b1], g.kx_odd, g.ky_odd, 1.0 / (g.n * g.n), ws.sigma_mult, strain,
+                                          grad_spec)
+            ws.grad.inverse()
+            flux(grad_field, self.factor(delta), ws.nu_t[b0:b1], flux_field)
+            ws.flux.forward()
+            k.divergence_hat_numba(flux_spec, g.kx_odd, g.ky_odd, scale, ws.out.spec[b0:b1], ws.finite[b0:b1])
         self.last_viscosity = ws.nu_t
         return ws
 
@@ -138,6 +157,17 @@ class EddyViscosity(Closure):
     def tendency_hat(self, state: CoarseState) -> np.ndarray:
         """``rfft2(H)`` ``(B, N, N//2+1)``: a view of an internal buffer, valid until the next call."""
         return self._divergence_hat(state, 1.0).out.spec
+
+    def call_hat(self, state: CoarseState) -> np.ndarray:
+        """:meth:`tendency_hat`, checked and counted like :meth:`Closure.call_hat`: the shape and dtype
+        are the workspace's own, and finiteness comes from the divergence kernel's pass (no second
+        pass over Ĥ); non-finite members get the closure's policy (zeroed in place under ``"zero"``)."""
+        ws = self._divergence_hat(state, 1.0)
+        bad = self.apply_nonfinite_policy(ws.finite, state)
+        if bad.size:
+            ws.out.spec[bad] = 0.0
+        self.calls += 1
+        return ws.out.spec
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

@@ -11,12 +11,24 @@ with ``jitter`` :math:`\sigma_J` in solver units (1/time²; the paper: ``every =
 the reference averaged H over the ensemble before broadcasting it back, which removed the
 spread the stochastic closure exists to provide.
 
-Per step it converts the coarse vorticity ``(B, N, N)`` once to a torch tensor on the chosen
-device and dtype, calls the artifact once for all B members (``sample(omega, noise)`` with
-noise drawn here, ``noise_shape(B)``), and returns float64 numpy. All randomness (sample noise
-and jitter) comes from one :class:`torch.Generator` on the device seeded with ``seed``, so a
-seed reproduces an ensemble exactly (for a given B, device and dtype), and the held sample, the
-counters and the generator state are saved for a bit-exact restart.
+The held sample lives in spectral space (``spectral = True``: the solver takes
+:math:`\hat H = \mathrm{rfft2}(H)` from :meth:`ArtifactClosure.call_hat`). On a resample step the
+coarse vorticity is transformed back once (``irfft2`` of the solver's ω̂ in a planned
+:class:`kolmo.fft.RealFFT2`), cast into a preallocated network input, the artifact is called once
+for all B members (``sample(omega, noise)`` with noise drawn here, ``noise_shape(B)``: an AOTInductor
+package, which cannot draw its own, gets the same noise as a TorchScript artifact), and the
+fresh sample is transformed forward once into the held spectrum. On the steps in between nothing is
+transformed: the jitter is drawn directly in ``rfft2`` space with the law of the transform of the
+physical white noise above (:mod:`coupling.spectral_jitter`: per mode complex Gaussian of variance
+:math:`\sigma_J^2N^2`, Hermitian on the :math:`k_x = 0` and Nyquist columns, real self-conjugate
+modes; equal in distribution to the physical-space jitter, not an approximation) and added in place.
+The held spectrum is float64 (before: the held sample accumulated its jitter in the artifact's dtype).
+
+All randomness (sample noise and jitter) comes from one :class:`torch.Generator` on the device
+seeded with ``seed``, so a seed reproduces an ensemble exactly (for a given B, device and dtype),
+and the held spectrum, the counters and the generator state are saved for a bit-exact restart.
+The jitter draws ``(B, N, N//2+1, 2)`` numbers per step instead of ``(B, N, N)``, so a seed gives
+other trajectories than before this change (the same law).
 """
 
 from __future__ import annotations
@@ -32,9 +44,12 @@ import numpy as np
 import torch
 
 from coupling.artifact import load_artifact
-from coupling.errors import DtypeError
+from coupling.errors import ClosureShapeError, DtypeError
 from coupling.protocol import Closure
+from coupling.learned_kernels import cast_and_check_numba, scale_cast_numba
+from coupling.spectral_jitter import add_spectral_white_noise_numba, noise_draw_shape
 from kolmo.errors import ConfigurationError
+from kolmo.fft import RealFFT2
 
 if TYPE_CHECKING:
     from kolmo.simulation import CoarseState
@@ -44,8 +59,47 @@ __all__ = ["ArtifactClosure"]
 log = logging.getLogger(__name__)
 
 
+class _Buffers:
+    """Preallocated buffers of one batch size: the planned transform (its ``spec`` **is** the held
+    spectrum), the network input, and the jitter draws.
+
+    Attributes
+    ----------
+    fft : RealFFT2
+        ``real`` ``(B, N, N)`` float64 (N²ω, then the fresh sample), ``spec`` ``(B, N, N//2+1)``.
+    x_host, x_np, x
+        Network input ``(B, N, N)`` in the artifact's dtype, written through ``x_np`` (the same
+        memory as a NumPy array): on the CPU ``x_host`` itself (``x`` is ``None``), on a GPU
+        copied into ``x`` on the device.
+    noise
+        The artifact's sample noise ``noise_shape(B)`` on the device (:meth:`noise_for`).
+    z, z_host
+        Jitter draws ``(B, N, N//2+1, 2)`` (:func:`~coupling.spectral_jitter.noise_draw_shape`) on the device,
+        and on the CPU the same memory as a NumPy array (``None`` on a GPU: copied every step).
+    """
+
+    def __init__(self, batch: int, n: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.batch, self.n = int(batch), int(n)
+        self.fft = RealFFT2(n, batch)
+        self.x_host = torch.empty((batch, n, n), dtype=dtype)
+        self.x_np = self.x_host.numpy()  # shares memory with x_host
+        self.x = None if device.type == "cpu" else torch.empty((batch, n, n), dtype=dtype, device=device)
+        self.z = torch.empty(noise_draw_shape(batch, n), dtype=dtype, device=device)
+        self.z_host = self.z.numpy() if device.type == "cpu" else None  # shares memory with z
+        self.device, self.dtype = device, dtype
+        self.noise: torch.Tensor | None = None
+        self.finite = np.ones(batch, dtype=np.bool_)  # per member: the fresh sample is finite
+
+    def noise_for(self, shape: list[int]) -> torch.Tensor:
+        """The preallocated buffer of the artifact's sample noise ``noise_shape(B)`` (made on first use)."""
+        if self.noise is None or list(self.noise.shape) != shape:
+            self.noise = torch.empty(shape, dtype=self.dtype, device=self.device)
+        return self.noise
+
+
 class ArtifactClosure(Closure):
-    """The closure of a TorchScript artifact (see :mod:`coupling.artifact` for the contract).
+    """The closure of an artifact, TorchScript ``.pt`` or AOTInductor ``.pt2`` (see :mod:`coupling.artifact`
+    for the contract; both are read by :func:`~coupling.artifact.load_artifact` and called the same way).
 
     Parameters
     ----------
@@ -77,12 +131,14 @@ class ArtifactClosure(Closure):
     model_seconds : float
         Wall time inside the network calls (this process): the inference share of the solver's
         closure time (:attr:`kolmo.simulation.Simulation.closure_seconds`), which also holds the
-        transfers, the jitter and the transforms of H.
+        casts, the jitter, the transforms on resample steps and the solver's injection diagnostics
+        (``kolmo bench coupled`` reports the two apart: network and coupling).
     metadata : dict
         The artifact's metadata.
     """
 
     resamples = True
+    spectral = True  # the solver takes the held spectrum from call_hat (no transform of H between samples)
 
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "float32", every: int = 1,
                  jitter: float = 0.0, seed: int = 0, nonfinite: str = "raise", probe: bool = True,
@@ -110,7 +166,8 @@ class ArtifactClosure(Closure):
         self.every, self.jitter, self.seed = int(every), float(jitter), int(seed)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
-        self._held: torch.Tensor | None = None
+        self._buffers: _Buffers | None = None
+        self._held: np.ndarray | None = None  # the held spectrum: self._buffers.fft.spec while holding
         self._sample_step = 0
         self._noise_shapes: dict[int, list[int]] = {}
         self.samples = 0
@@ -124,45 +181,103 @@ class ArtifactClosure(Closure):
         return str(self.torch_dtype).replace("torch.", "")
 
     # ------------------------------------------------------------------ the step
+    def tendency_hat(self, state: CoarseState) -> np.ndarray:
+        """``rfft2(H)`` ``(B, N, N//2+1)``: the held spectrum, freshly sampled every ``every`` steps and
+        jittered in between (:mod:`coupling.spectral_jitter`); a view of an internal buffer, valid
+        until the next call. No transform of ``H`` is taken on a step without a resample."""
+        b = state.omega_hat.shape[0]
+        held = self._held
+        if (held is None or held.shape[0] != b or state.step < self._sample_step
+                or state.step - self._sample_step >= self.every):
+            return self._resample(state)
+        if self.jitter > 0:
+            self._add_jitter(held)
+        return held
+
+    def call_hat(self, state: CoarseState) -> np.ndarray:
+        """:meth:`tendency_hat`, counted. The checks of :meth:`Closure.checked_hat` (shape, dtype, the
+        non-finite policy) are made on each fresh sample in :meth:`_resample`, where they can
+        fail; the held spectrum stays finite between samples (finite values plus finite noise), so
+        it is not scanned again on every step."""
+        h_hat = self.tendency_hat(state)
+        self.calls += 1
+        return h_hat
+
     def tendency(self, state: CoarseState) -> np.ndarray:
-        omega = np.asarray(state.omega)
-        b = omega.shape[0]
-        with torch.inference_mode():
-            held = self._held
-            if (held is None or held.shape[0] != b or state.step < self._sample_step
-                    or state.step - self._sample_step >= self.every):
-                self._held = self._resample(omega, state)
-            elif self.jitter > 0:
-                eta = torch.randn(held.shape, generator=self.generator, device=self.device, dtype=self.torch_dtype)
-                self._held = held + self.jitter * eta
-                self.jitters += 1
-            return self._held.to(device="cpu", dtype=torch.float64, copy=True).numpy()
+        """``H`` ``(B, N, N)`` in physical space (a new array): ``irfft2`` of :meth:`tendency_hat`.
+        Only for hosts that need the physical field (sums of closures); the solver takes the
+        spectral path."""
+        n = state.grid.n
+        return np.fft.irfft2(self.tendency_hat(state), s=(n, n))
+
+    def _add_jitter(self, held: np.ndarray) -> None:
+        """``held += rfft2(σ_J η)``: one draw of standard normals into the preallocated buffer, one kernel."""
+        buf = self._buffers
+        assert buf is not None
+        buf.z.normal_(generator=self.generator)  # no autograd on this plain buffer
+        z = buf.z_host if buf.z_host is not None else buf.z.cpu().numpy()
+        add_spectral_white_noise_numba(held, z, self.jitter)
+        self.jitters += 1
 
     def _noise_shape(self, b: int) -> list[int]:
         if b not in self._noise_shapes:
             self._noise_shapes[b] = [int(s) for s in self.module.noise_shape(b)]
         return self._noise_shapes[b]
 
-    def _resample(self, omega: np.ndarray, state: CoarseState) -> torch.Tensor:
-        """A fresh sample for every member; non-finite members get the closure's policy here, so a
-        zeroed sample (not NaN) is what is held and jittered. Its shape and dtype were probed at
-        load (:func:`~coupling.artifact.check_contract`) and are checked on every call by
-        :meth:`Closure.checked`."""
-        b = omega.shape[0]
-        x = torch.from_numpy(np.ascontiguousarray(omega)).to(device=self.device, dtype=self.torch_dtype)
-        noise = torch.randn(self._noise_shape(b), generator=self.generator, device=self.device,
-                            dtype=self.torch_dtype)
+    def _buffers_for(self, b: int, n: int) -> _Buffers:
+        buf = self._buffers
+        if buf is None or buf.batch != b or buf.n != n:
+            buf = self._buffers = _Buffers(b, n, self.device, self.torch_dtype)
+        return buf
+
+    def _resample(self, state: CoarseState) -> np.ndarray:
+        """A fresh sample for every member, transformed once into the held spectrum (returned).
+
+        ω = irfft2(ω̂) in the preallocated transform buffer, scaled and cast into the preallocated
+        network input in one pass; the noise is drawn into a preallocated buffer. The output is
+        checked here (shape, float dtype), cast into the transform's real buffer with a finiteness
+        check per member in the same pass (:mod:`coupling.learned_kernels`; non-finite members get
+        the closure's policy, so a zeroed sample, not NaN, is what is held and jittered) and
+        transformed forward into the held spectrum."""
+        omega_hat = state.omega_hat
+        b, n = omega_hat.shape[0], state.grid.n
+        buf = self._buffers_for(b, n)
+        self._held = None  # the transforms below overwrite the held spectrum
+        fft = buf.fft
+        fft.spec[...] = omega_hat
+        fft.inverse()  # real = N² ω
+        scale_cast_numba(fft.real, 1.0 / (n * n), buf.x_np)  # the network input ω, rounded once
+        x = buf.x_host if buf.x is None else buf.x.copy_(buf.x_host)
+        noise = buf.noise_for(self._noise_shape(b))
+        noise.normal_(generator=self.generator)  # the draws of torch.randn(shape, generator=...)
+        # no inference-mode context: load_artifact turned the parameters' gradients off already
         t0 = _time.perf_counter()
         h = self.module.sample(x, noise)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.model_seconds += _time.perf_counter() - t0
-        finite = torch.isfinite(h).flatten(1).all(dim=1)
-        if self.apply_nonfinite_policy(finite.cpu().numpy(), state).size:
-            h = torch.where(finite[:, None, None], h, torch.zeros((), dtype=h.dtype, device=h.device))
+        h_np = self._checked_sample(h, fft.real.shape)
+        if cast_and_check_numba(h_np, fft.real, buf.finite):
+            fft.real[self.apply_nonfinite_policy(buf.finite, state)] = 0.0
+        fft.forward()
         self._sample_step = int(state.step)
         self.samples += 1
-        return h
+        self._held = fft.spec
+        return fft.spec
+
+    def _checked_sample(self, h: torch.Tensor, expected: tuple[int, ...]) -> np.ndarray:
+        """The fresh sample as a NumPy array (no copy on the CPU) after the checks of
+        :meth:`Closure.checked`: a real floating dtype, shape ``(B, N, N)`` (probed at load by
+        :func:`~coupling.artifact.check_contract`; checked again here because the held spectrum is
+        built from it)."""
+        h_np = h.detach().numpy() if h.device.type == "cpu" else h.detach().cpu().numpy()
+        if h_np.dtype.kind != "f":
+            raise DtypeError(f"closure {self.name} returned dtype {h.dtype}, expected a real floating "
+                             "dtype (float64 vorticity tendency)")
+        if h_np.shape != expected:
+            raise ClosureShapeError(f"closure {self.name} returned shape {h_np.shape}, expected {expected} "
+                                    "(members, N, N) like the vorticity")
+        return h_np
 
     # ------------------------------------------------------------------ restart and description
     def get_state(self) -> dict[str, Any]:
@@ -170,10 +285,13 @@ class ArtifactClosure(Closure):
         state.update(samples=self.samples, jitters=self.jitters, sample_step=self._sample_step,
                      generator=self.generator.get_state().cpu().numpy().copy(), dtype=self.dtype_name)
         if self._held is not None:
-            state["held"] = self._held.detach().cpu().numpy().copy()
+            state["held_hat"] = self._held.copy()
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`. A restart state written before the held sample was kept in
+        spectral space (``held``, physical) is transformed once: the run continues from the same
+        held sample, but its later jitter draws differ from those the old code would have made."""
         super().set_state(state)
         stored = state.get("dtype")
         if stored is not None and stored != self.dtype_name:
@@ -184,10 +302,16 @@ class ArtifactClosure(Closure):
         self._sample_step = int(state.get("sample_step", 0))
         if "generator" in state:
             self.generator.set_state(torch.from_numpy(np.asarray(state["generator"], dtype=np.uint8).copy()))
-        if "held" in state:
-            self._held = torch.from_numpy(np.asarray(state["held"]).copy()).to(self.device, self.torch_dtype)
-        else:
-            self._held = None
+        held = state.get("held_hat")
+        if held is None and "held" in state:
+            held = np.fft.rfft2(np.asarray(state["held"], dtype=np.float64))
+        self._held = None
+        if held is not None:
+            held = np.asarray(held)
+            b, n = held.shape[0], held.shape[1]
+            spec = self._buffers_for(b, n).fft.spec
+            spec[...] = held
+            self._held = spec
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

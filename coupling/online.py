@@ -6,7 +6,7 @@ Closure specs (``--closure``)
 -----------------------------
 ``none``                      no closure
 ``smagorinsky`` / ``leith``   eddy viscosity (:mod:`coupling.eddy_viscosity`; ``--closure-coef``)
-``PATH.pt``                   a learned artifact (:class:`~coupling.learned.ArtifactClosure`)
+``PATH.pt`` / ``PATH.pt2``     a learned artifact, TorchScript or AOTInductor (:class:`~coupling.learned.ArtifactClosure`)
 ``dong2026-default``          the one-step latent reflow artifact shipped in ``coupling/artifacts/``
 ``replay:DATA.h5[:TRAJ]``     the true closure of a dataset trajectory (:class:`~coupling.replay.ReplayClosure`)
 
@@ -38,11 +38,12 @@ samples). Every value can still be overridden explicitly.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from coupling.errors import TargetMismatchError
 from coupling.protocol import Closure, ClosureWarning
@@ -51,9 +52,9 @@ from kolmo.presets import Config
 from kolmo.targets import TARGETS, coarse_model_mismatch, get_target, same_coarse_model
 
 __all__ = ["CLOSURE_SPECS", "PROTOCOLS", "ClosureSpec", "ClosureOptions", "OnlineRun", "parse_closure_spec",
-           "make_closure", "configure_for_target", "prepare_run", "closure_for_resume"]
+           "make_closure", "configure_for_target", "prepare_run", "closure_for_resume", "member_closure_factory"]
 
-CLOSURE_SPECS = ("none", "smagorinsky", "leith", "dong2026-default", "PATH.pt", "replay:DATA.h5[:TRAJ]")
+CLOSURE_SPECS = ("none", "smagorinsky", "leith", "dong2026-default", "PATH.pt", "PATH.pt2", "replay:DATA.h5[:TRAJ]")
 
 #: Closures shipped inside the package, selectable by name (built by ``benchmarks/default_closure.sh``).
 SHIPPED_CLOSURES: dict[str, Path] = {
@@ -103,8 +104,8 @@ class OnlineRun:
 
 
 def parse_closure_spec(text: str) -> ClosureSpec:
-    """Parse ``none``, ``smagorinsky``, ``leith``, a shipped name (``dong2026-default``), ``PATH.pt`` or
-    ``replay:DATA.h5[:TRAJ]``."""
+    """Parse ``none``, ``smagorinsky``, ``leith``, a shipped name (``dong2026-default``), ``PATH.pt``,
+    ``PATH.pt2`` or ``replay:DATA.h5[:TRAJ]``."""
     t = text.strip()
     low = t.lower()
     if low in ("none", "smagorinsky", "leith"):
@@ -124,7 +125,7 @@ def parse_closure_spec(text: str) -> ClosureSpec:
         if not path:
             raise ConfigurationError(f"closure {text!r}: expected replay:DATA.h5[:TRAJ]")
         return ClosureSpec(t, "replay", Path(path), traj)
-    if Path(t).suffix in (".pt", ".pts", ".ts"):
+    if Path(t).suffix in (".pt", ".pts", ".ts", ".pt2"):
         return ClosureSpec(t, "artifact", Path(t))
     raise ConfigurationError(f"unknown closure {text!r}; expected one of {', '.join(CLOSURE_SPECS)}")
 
@@ -170,7 +171,7 @@ def make_closure(spec: str | ClosureSpec, options: ClosureOptions | None = None,
         from coupling.learned import ArtifactClosure
 
         if s.path is None:
-            raise ConfigurationError(f"closure {s.text!r}: expected PATH.pt")
+            raise ConfigurationError(f"closure {s.text!r}: expected PATH.pt or PATH.pt2")
         closure = ArtifactClosure(s.path, device=o.device, dtype=o.dtype, every=1 if o.every is None else o.every,
                                   jitter=0.0 if o.jitter is None else o.jitter, seed=o.seed or 0,
                                   nonfinite=o.nonfinite, threads=o.threads)
@@ -372,3 +373,25 @@ def closure_for_resume(run_path: str | Path, closure: str | None = None, device:
     if spec.kind == "replay" and "closure_start_index" in attrs:
         init = f"{spec.path}:{attrs.get('closure_split', 'test')}:{int(attrs['closure_start_index'])}"
     return make_closure(spec, o, init)
+
+
+def member_closure_factory(closure: str | None, options: ClosureOptions | None, init: str | None,
+                           built: Closure | None) -> Callable[[], Closure | None] | None:
+    """A picklable factory that rebuilds, in each process running a batch of members (a Dask worker of
+    ``kolmo run --workers``, :mod:`kolmo.cluster.ensemble`), the closure :func:`prepare_run` built here
+    as ``built`` from the same spec, options and ``init``; ``None`` without a closure.
+
+    Only closures that treat every member on its own are accepted: eddy viscosity and the replayed
+    true closure. An artifact closure draws the samples of all members from one generator in one
+    batched network call, so a member's samples (and the network's batched arithmetic) depend on
+    the batch it is in: split into batches it would not equal the serial run, and it is refused
+    (:class:`~kolmo.errors.ConfigurationError`).
+    """
+    if built is None or closure is None:
+        return None
+    if parse_closure_spec(closure).kind == "artifact":
+        raise ConfigurationError(
+            f"--closure {closure} cannot be split into batches of members (--workers, --scheduler, "
+            "--members-per-batch): the artifact draws the samples of all members from one generator in one batched "
+            "call, so a batch's members would get other samples than in the serial run; run it without them")
+    return functools.partial(make_closure, closure, options, init)

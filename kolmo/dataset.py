@@ -60,10 +60,16 @@ from the start. Batch composition and arithmetic do not depend on the interrupti
 final arrays (and the content fingerprint) equal an uninterrupted build's. FFTW threads are not
 part of the arguments checked; bit-identity assumes the same FFTW wisdom (``kolmo.fft``). At
 the end the train statistics and the fingerprint are computed and ``OUT.partial`` is renamed.
+
+On Dask (``cluster=``, ``kolmo dataset --workers N`` / ``--scheduler ADDRESS``) the batches are the
+tasks (:mod:`kolmo.cluster.dataset`): this process plans every FFT shape, ships its FFTW wisdom
+with the tasks, and writes each returned batch exactly as the serial loop would, so the file,
+its resume and its fingerprint are those of the serial build in this process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -71,7 +77,7 @@ import os
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -246,7 +252,7 @@ class DatasetSpec:
 class BuildProgress:
     """What the progress callback of :func:`build_dataset` receives.
 
-    ``phase`` is ``"start"`` (once, after resuming), ``"step"`` (every recording),
+    ``phase`` is ``"start"`` (once, after resuming), ``"step"`` (every recording; serial builds only),
     ``"batch"`` (a batch was written) or ``"finalize"`` (statistics and fingerprint).
     ``work_*`` count member-steps of this call (for an ETA).
     """
@@ -285,6 +291,7 @@ class DatasetSummary:
     fingerprint: str
     stats: dict[str, Any]
     dt: float
+    where: str = "serial"  # "serial", or the Dask cluster (then the solver/closure/setup seconds are summed over workers)
 
     @property
     def pairs_per_second(self) -> float:
@@ -308,20 +315,32 @@ class DatasetSummary:
 
 
 # ---------------------------------------------------------------------------------------------- build
-def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int, members: int,
-                     backend: str, threads: int, planner: str,
-                     on_step: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Fine run of trajectories ``start … start+members−1``; returns float32 ``(members, T, N_c, N_c)``
-    coarse vorticity and closure, and timings."""
-    t0 = _time.perf_counter()
+#: A computed batch: ``(batch index, first trajectory, members, vorticity, closure, timings)`` with float32
+#: ``(members, T, N_c, N_c)`` arrays.
+BatchResult = tuple[int, int, int, np.ndarray, np.ndarray, dict[str, float]]
+
+def batch_solvers(spec: DatasetSpec, cfg: Config, start: int, members: int, backend: str, threads: int,
+                  planner: str) -> tuple[Simulation, Recorder]:
+    """The fine :class:`Simulation` of trajectories ``start … start+members−1`` and its target's recorder
+    (every FFT of the batch is planned here)."""
     sim = Simulation(cfg.replace(members=members, first_member=start), backend=backend, threads=threads,
                      planner=planner)
-    rec: Recorder
     target = get_target(str(spec.target))
+    rec: Recorder
     if not target.advection:
         rec = MissingPhysicsRecorder(sim, spec.coarse, target.includes_noise)
     else:
         rec = SGSRecorder(sim, spec, backend, threads, planner)
+    return sim, rec
+
+
+def integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: int, members: int,
+                    backend: str, threads: int, planner: str,
+                    on_step: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Fine run of trajectories ``start … start+members−1``; returns float32 ``(members, T, N_c, N_c)``
+    coarse vorticity and closure, and timings."""
+    t0 = _time.perf_counter()
+    sim, rec = batch_solvers(spec, cfg, start, members, backend, threads, planner)
     t_count, nc = len(steps), spec.coarse
     vort = np.empty((members, t_count, nc, nc), dtype=np.float32)
     clos = np.empty_like(vort)
@@ -353,9 +372,19 @@ def _integrate_batch(spec: DatasetSpec, cfg: Config, steps: np.ndarray, start: i
             raise NonFiniteError(f"{spec.target} {name} of trajectory {start + m} holds NaN or infinity")
     return vort, clos, times
 
+def _serial_batches(spec: DatasetSpec, cfg: Config, steps: np.ndarray, todo: list[tuple[int, int, int]],
+                    backend: str, threads: int, planner: str,
+                    on_step: Callable[[int, int, int, int], None] | None) -> Iterator[BatchResult]:
+    """The batches of ``todo`` computed here, one after the other, in order."""
+    for i, s, m in todo:
+        step_cb = (lambda step, i=i, s=s, m=m: on_step(i, s, m, step)) if on_step is not None else None
+        yield (i, s, m, *integrate_batch(spec, cfg, steps, s, m, backend, threads, planner, step_cb))
+
+
 def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool = False, threads: int = 1,
                   backend: str = "fftw", planner: str = "measure",
-                  progress: Callable[[BuildProgress], None] | None = None) -> DatasetSummary:
+                  progress: Callable[[BuildProgress], None] | None = None,
+                  cluster: Any = None) -> DatasetSummary:
     """Build (or resume) the dataset ``spec`` into ``out``; the CLI's ``kolmo dataset``.
 
     Work happens in ``out.partial``: rerunning with the same ``spec`` after an interrupt resumes
@@ -363,18 +392,49 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
     unless ``overwrite`` (which also discards an unfinished build and replaces ``out`` at the end).
     A partial file built with other arguments raises :class:`ConfigurationError` naming the
     differences; a corrupt one :class:`FileFormatError`; neither is touched.
+
+    ``cluster`` (a :class:`kolmo.cluster.ClusterOptions` asking for workers or a scheduler, or an
+    open ``distributed.Client``) computes the batches on Dask workers
+    (:func:`kolmo.cluster.dataset.distributed_batches`): they return the arrays, this process
+    writes them as they complete, in any order, at their fixed rows. The file and its
+    fingerprint equal the serial build's; progress then comes once per finished batch.
     """
     t_start = _time.perf_counter()
     final = Path(out)
     part = partial_path(final)
     if final.exists() and not overwrite:
         raise OutputExistsError(f"output file {final} already exists; choose another name or pass --overwrite")
+    distributed = cluster is not None and getattr(cluster, "requested", True)
+    if distributed and threads != 1:
+        raise ConfigurationError(f"--threads {threads} with Dask workers: every worker runs one task with 1 FFTW "
+                                 "thread (start more workers instead)")
     cfg = spec.fine_config()
     steps = spec.record_steps(cfg.dt)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if distributed:  # connect (or start the local cluster) before any file is touched
+            from kolmo.cluster.client import open_client
+
+            client = stack.enter_context(open_client(cluster))
+        if part.exists() and overwrite:
+            part.unlink()
+        h5 = open_partial(part, spec) if part.exists() else create(part, spec, cfg, steps, backend)
+        summary = _build(spec, h5, part, cfg, steps, client, threads, backend, planner, progress, t_start)
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"{final} appeared during the build; the result is kept in {part}")
+    os.replace(part, final)
+    summary.path = final
+    summary.wall_seconds = _time.perf_counter() - t_start
+    summary.where = _where(cluster) if distributed else "serial"
+    return summary
+
+
+def _build(spec: DatasetSpec, h5: Any, part: Path, cfg: Config, steps: np.ndarray, client: Any, threads: int,
+           backend: str, planner: str, progress: Callable[[BuildProgress], None] | None,
+           t_start: float) -> DatasetSummary:
+    """The batches still to do (here, or on ``client``'s workers), each written as it arrives, then the
+    statistics and fingerprint; closes ``h5``."""
     t_count = len(steps)
-    if part.exists() and overwrite:
-        part.unlink()
-    h5 = open_partial(part, spec) if part.exists() else create(part, spec, cfg, steps, backend)
     timing = {"setup": 0.0, "solver": 0.0, "closure": 0.0, "io": 0.0, "finalize": 0.0}
     computed = 0
     try:
@@ -393,19 +453,25 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
 
         if progress is not None:
             progress(event("start", 0, 0, 0, 0))
-        for i, s, m in todo:
-            on_step = (lambda step, i=i, s=s, m=m: progress(event("step", i, s, m, step))) if progress else None
-            vort, clos, t = _integrate_batch(spec, cfg, steps, s, m, backend, threads, planner, on_step)
-            for k in ("setup", "solver", "closure"):
-                timing[k] += t[k]
-            tw = _time.perf_counter()
-            write_batch(h5, spec, s, vort, clos)
-            timing["io"] += _time.perf_counter() - tw
-            computed += m
-            state["work"] += m * nsteps
-            state["done"] += m
-            if progress is not None:
-                progress(event("batch", i, s, m, 0))
+        if client is not None:
+            from kolmo.cluster.dataset import distributed_batches
+
+            results = distributed_batches(client, spec, cfg, steps, todo, backend, planner)
+        else:
+            on_step = (lambda i, s, m, step: progress(event("step", i, s, m, step))) if progress else None
+            results = _serial_batches(spec, cfg, steps, todo, backend, threads, planner, on_step)
+        with contextlib.closing(results):
+            for i, s, m, vort, clos, t in results:
+                for k in ("setup", "solver", "closure"):
+                    timing[k] += t[k]
+                tw = _time.perf_counter()
+                write_batch(h5, spec, s, vort, clos)
+                timing["io"] += _time.perf_counter() - tw
+                computed += m
+                state["work"] += m * nsteps
+                state["done"] += m
+                if progress is not None:
+                    progress(event("batch", i, s, m, 0))
         if progress is not None:
             progress(event("finalize", len(batches), 0, 0, 0))
         tf = _time.perf_counter()
@@ -413,12 +479,14 @@ def build_dataset(spec: DatasetSpec, out: str | os.PathLike, *, overwrite: bool 
         timing["finalize"] = _time.perf_counter() - tf
     finally:
         h5.close()
-    if final.exists() and not overwrite:
-        raise OutputExistsError(f"{final} appeared during the build; the result is kept in {part}")
-    os.replace(part, final)
     return DatasetSummary(
-        path=final, spec=spec, pairs_total=spec.trajectories * t_count, pairs_written=computed * t_count,
+        path=part, spec=spec, pairs_total=spec.trajectories * t_count, pairs_written=computed * t_count,
         trajectories_computed=computed, trajectories_resumed=resumed,
         wall_seconds=_time.perf_counter() - t_start, setup_seconds=timing["setup"],
         solver_seconds=timing["solver"], closure_seconds=timing["closure"], io_seconds=timing["io"],
         finalize_seconds=timing["finalize"], fingerprint=fp, stats=stats, dt=cfg.dt)
+
+
+def _where(cluster: Any) -> str:
+    describe = getattr(cluster, "describe", None)
+    return describe() if callable(describe) else "Dask client"

@@ -69,11 +69,15 @@ class BlowUpError(KolmoError, RuntimeError):
     """
 
     def __init__(self, step: int, time: float, member: int, reason: str, detail: str = "") -> None:
-        self.step, self.time, self.member, self.reason = step, time, member, reason
+        self.step, self.time, self.member, self.reason, self.detail = step, time, member, reason, detail
         msg = f"simulation blew up at step {step} (t = {time:.6g}), member {member}: {reason}"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
+
+    def __reduce__(self) -> tuple:
+        """Picklable with its fields (it crosses process boundaries from Dask workers)."""
+        return type(self), (self.step, self.time, self.member, self.reason, self.detail)
 
 
 class OutputExistsError(KolmoError, FileExistsError):

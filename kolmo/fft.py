@@ -12,6 +12,15 @@ Plans are made once per shape with ``FFTW_MEASURE`` (configurable) and reused ev
 FFTW wisdom is loaded from and saved to ``$KOLMO_CACHE_DIR/fftw_wisdom.pickle`` (default
 ``~/.cache/kolmo``) so a second run does not measure again; the same wisdom also gives the
 same plan, hence bit-identical arithmetic, across processes (needed for exact restarts).
+
+Without shared wisdom the plan is *not* reproducible: ``FFTW_MEASURE`` times candidate
+algorithms, and two fresh processes planning the same shape on a busy machine pick different
+ones, whose results differ in the last bits (measured here: 6 processes with empty caches gave
+4 different results of one 64² transform and 6 of one 256² transform; ``FFTW_ESTIMATE`` also
+reads wisdom when there is some). Worker processes of a distributed build therefore never plan
+from their own measurements: the client plans every shape first and ships its wisdom
+(:func:`export_wisdom`), each worker installs exactly that wisdom (:func:`use_wisdom`), and
+:func:`wisdom_changed` tells afterwards whether a worker planned anything the client had not.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ BACKENDS = ("fftw", "numpy")
 PLANNER_EFFORTS = ("estimate", "measure", "patient")
 
 _wisdom_loaded = False
+_wisdom_pinned = False  # set by use_wisdom: never read or write the wisdom file again in this process
 
 
 def cache_dir() -> Path:
@@ -56,6 +66,8 @@ def _load_wisdom() -> None:
 def _save_wisdom() -> None:
     import pyfftw
 
+    if _wisdom_pinned:
+        return
     path = _wisdom_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +77,44 @@ def _save_wisdom() -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # read-only home: wisdom is an optimisation only
+
+
+def export_wisdom() -> tuple[bytes, ...]:
+    """This process's FFTW wisdom (the cached file's, plus every plan made since), for :func:`use_wisdom`."""
+    import pyfftw
+
+    _load_wisdom()
+    return tuple(pyfftw.export_wisdom())
+
+
+def use_wisdom(wisdom: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """Replace this process's FFTW wisdom by ``wisdom`` (from :func:`export_wisdom` in another process).
+
+    Forgets what was planned or loaded before and stops reading and writing the wisdom file, so
+    every later plan of a shape that ``wisdom`` covers is the exporting process's plan (same
+    algorithm, bit-identical results). Returns the wisdom as this process now exports it (FFTW's
+    own order), the reference for :func:`wisdom_changed`. Raises :class:`ConfigurationError` if
+    FFTW refuses it (another FFTW build or precision).
+    """
+    global _wisdom_loaded, _wisdom_pinned
+    import pyfftw
+
+    _wisdom_loaded = _wisdom_pinned = True
+    pyfftw.forget_wisdom()
+    ok = pyfftw.import_wisdom(tuple(wisdom))
+    if not all(ok):
+        raise ConfigurationError(f"this FFTW ({pyfftw.__version__}) refused the client's wisdom "
+                                 f"(double/single/long double accepted: {tuple(bool(x) for x in ok)}); "
+                                 "every worker needs the client's FFTW build for bit-identical plans")
+    return tuple(pyfftw.export_wisdom())
+
+
+def wisdom_changed(reference: tuple[bytes, ...]) -> bool:
+    """Whether this process planned a shape (or effort) that ``reference`` (:func:`use_wisdom`'s
+    return value) did not cover: its plan was measured here, not the client's."""
+    import pyfftw
+
+    return tuple(pyfftw.export_wisdom()) != tuple(reference)
 
 
 class RealFFT2:
@@ -143,3 +193,65 @@ class RealFFT2:
         self.spec[...] = field_hat
         self.inverse()
         return self.real * (1.0 / (self.n * self.n))
+
+
+class ComplexFFT2:
+    """Batched, planned complex ``fft2`` / ``ifft2`` on owned buffers (two real fields in one).
+
+    ``field`` ``(B, N, N)`` complex and ``spec`` ``(B, N, N)`` complex: :meth:`forward` computes
+    ``spec = fft2(field)``, :meth:`inverse` ``field = N² ifft2(spec)`` (unnormalised, like
+    :class:`RealFFT2`; ``inverse`` destroys ``spec``). A complex field ``a + i b`` carries two real
+    fields through one transform; at the grid sizes of the LES closures FFTW's complex transform
+    of ``B`` fields is faster than its real one of ``2B`` (benchmarks/RESULTS.md §10).
+
+    Parameters
+    ----------
+    n, batch, backend, threads, planner
+        As :class:`RealFFT2`.
+    """
+
+    def __init__(self, n: int, batch: int, backend: str = "fftw", threads: int = 1,
+                 planner: str = "measure") -> None:
+        if backend not in BACKENDS:
+            raise ConfigurationError(f"unknown FFT backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if planner not in PLANNER_EFFORTS:
+            raise ConfigurationError(
+                f"unknown FFTW planner effort {planner!r}; valid: {', '.join(PLANNER_EFFORTS)}")
+        if batch < 1:
+            raise ConfigurationError(f"FFT batch must be >= 1, got {batch}")
+        if threads < 1:
+            raise ConfigurationError(f"FFT threads must be >= 1, got {threads}")
+        self.n, self.batch, self.backend, self.threads = int(n), int(batch), backend, int(threads)
+        shape = (self.batch, self.n, self.n)
+        if backend == "fftw":
+            import pyfftw
+
+            _load_wisdom()
+            self.field = pyfftw.empty_aligned(shape, dtype=np.complex128)
+            self.spec = pyfftw.empty_aligned(shape, dtype=np.complex128)
+            flag = "FFTW_" + planner.upper()
+            self._fwd = pyfftw.FFTW(self.field, self.spec, axes=(-2, -1), direction="FFTW_FORWARD",
+                                    flags=(flag,), threads=self.threads)
+            self._inv = pyfftw.FFTW(self.spec, self.field, axes=(-2, -1), direction="FFTW_BACKWARD",
+                                    flags=(flag, "FFTW_DESTROY_INPUT"), threads=self.threads)
+            self.field[...] = 0.0
+            self.spec[...] = 0.0
+            if planner != "estimate":
+                _save_wisdom()
+        else:
+            self.field = np.zeros(shape, dtype=np.complex128)
+            self.spec = np.zeros(shape, dtype=np.complex128)
+
+    def forward(self) -> None:
+        """``spec ← fft2(field)`` (unnormalised); ``field`` is preserved."""
+        if self.backend == "fftw":
+            self._fwd.execute()
+        else:
+            self.spec[...] = np.fft.fft2(self.field)
+
+    def inverse(self) -> None:
+        """``field ← N² ifft2(spec)`` (unnormalised); ``spec`` is destroyed."""
+        if self.backend == "fftw":
+            self._inv.execute()
+        else:
+            self.field[...] = np.fft.ifft2(self.spec) * (self.n * self.n)

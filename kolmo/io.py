@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from kolmo.atomic import partial_path  # noqa: F401 - re-exported (the temporary name of a run file)
-from kolmo.errors import FileFormatError, OutputExistsError, ShapeError
+from kolmo.errors import ConfigurationError, FileFormatError, OutputExistsError, ShapeError
 
 FORMAT = "kolmo-run"
 FORMAT_VERSION = 1
@@ -58,8 +58,8 @@ class RunWriter:
     Use :meth:`create` for a new run and :meth:`reopen` to resume; :meth:`close` finalises.
     """
 
-    def __init__(self, h5: h5py.File, final_path: Path) -> None:
-        self.h5, self.final_path = h5, final_path
+    def __init__(self, h5: h5py.File, final_path: Path, overwrite: bool = False) -> None:
+        self.h5, self.final_path, self.overwrite = h5, final_path, overwrite
 
     # ------------------------------------------------------------------ creation / reopening
     @classmethod
@@ -126,7 +126,7 @@ class RunWriter:
             d.dims[1].attach_scale(dm)
         h5.create_group("restart")
         h5.flush()
-        return cls(h5, final)
+        return cls(h5, final, overwrite)
 
     @classmethod
     def reopen(cls, path: str | os.PathLike) -> "RunWriter":
@@ -143,8 +143,15 @@ class RunWriter:
         try:  # validate before touching anything
             with h5py.File(source, "r") as h5:
                 ok = h5.attrs.get("format") == FORMAT and "restart" in h5 and "omega_hat" in h5["restart"]
+                per = h5.attrs.get("members_per_batch")
+                members = h5["member"].shape[0] if "member" in h5 else 0
         except OSError as exc:
             raise FileFormatError(f"cannot open {source} to resume (corrupt or not HDF5): {exc}") from None
+        if per is not None and int(per) < members:
+            raise ConfigurationError(
+                f"{source} was integrated in batches of {int(per)} of its {members} members (kolmo run "
+                "--members-per-batch / --workers); a resume integrates all members as one batch and would not continue "
+                "it bit-exactly, so it is refused; rerun it with the longer --time instead")
         if not ok:
             raise FileFormatError(f"{source} is not a resumable kolmo run file (no restart state)")
         if source == final:
@@ -234,11 +241,12 @@ class RunWriter:
             self.h5.attrs[k] = v
 
     def close(self, status: str = "complete") -> Path:
-        """Write ``status``, close, and rename ``.partial`` to the final name. Returns the final path."""
+        """Write ``status``, close, and rename ``.partial`` to the final name (replacing an existing file only
+        when the run was created with ``overwrite``). Returns the final path."""
         self.h5.attrs["status"] = status
         self.h5.close()
         part = partial_path(self.final_path)
-        if self.final_path.exists():
+        if self.final_path.exists() and not self.overwrite:
             raise OutputExistsError(f"{self.final_path} appeared during the run; the result is kept in {part}")
         os.replace(part, self.final_path)
         return self.final_path

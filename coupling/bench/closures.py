@@ -1,9 +1,10 @@
 r"""Timing closure artifacts exactly as the solver calls them (``kolmo bench closures``, and the
 batch-1 latency ``kolmo export`` prints): the one place an artifact's latency is measured.
 
-For every artifact and batch size: load once with :func:`coupling.artifact.load_artifact` (the
-contract's typed errors: a missing or foreign file, incomplete metadata, an absent device or an
-unsupported dtype are refused, never guessed), warm up, then time
+For every artifact (TorchScript ``.pt`` or AOTInductor ``.pt2``) and batch size: load once with
+:func:`coupling.artifact.load_artifact` (the contract's typed errors: a missing or foreign file,
+incomplete metadata, an absent device or an unsupported dtype are refused, never guessed; the
+load time, contract probe included, is reported as ``load_ms``), warm up, then time
 ``repeat`` calls of ``forward(omega)`` (noise drawn inside, as in a run). On CUDA every call
 is bracketed by ``torch.cuda.synchronize()`` (optionally replayed from a captured CUDA graph);
 host↔device copies of the field (float64 NumPy ↔ device tensor) are timed separately so the
@@ -49,6 +50,8 @@ class ClosureTiming:
     family: str = ""
     speedup: float = float("nan")
     cuda_graph: bool = False
+    file_format: str = "torchscript"
+    load_ms: float = float("nan")
     samples_per_second: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,10 +89,14 @@ def time_artifact(path: str | Path, batches: list[int], device: str = "cpu", dty
     path = Path(path)
     if repeat < 1 or warmup < 0:
         raise ConfigurationError(f"repeat must be >= 1 and warmup >= 0, got {repeat}, {warmup}")
+    t_load = time.perf_counter()
     loaded = load_artifact(path, device, dtype)
+    load_ms = (time.perf_counter() - t_load) * 1e3
     module, meta, tdtype = loaded.module, loaded.metadata, loaded.dtype
     n = loaded.grid
     params = sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
+    if params == 0 and isinstance(meta.get("parameters"), dict):  # AOTI: weights compiled in; buffers not counted
+        params = int(meta["parameters"].get("total", 0))
     sync: Callable[[], None] = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rows = []
     rng = np.random.default_rng(0)
@@ -102,7 +109,8 @@ def time_artifact(path: str | Path, batches: list[int], device: str = "cpu", dty
                                   min_ms=mn, iqr_ms=iqr, h2d_ms=statistics.median(h2d),
                                   d2h_ms=statistics.median(d2h), nfe=meta.get("nfe"), parameters=int(params),
                                   flops_per_sample=float(flops) if flops is not None else None,
-                                  family=str(meta.get("family", "")), cuda_graph=graph_used))
+                                  family=str(meta.get("family", "")), cuda_graph=graph_used,
+                                  file_format=loaded.file_format, load_ms=load_ms))
     return rows
 
 

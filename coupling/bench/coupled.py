@@ -1,8 +1,17 @@
 r"""Timing the online protocol (``kolmo bench coupled``): the solver alone, then with each closure.
 
-Wall-clock of whole rollouts without file I/O; the time inside the closure (its call, the jitter,
-the solver-side transforms of H) is the :attr:`kolmo.simulation.Simulation.closure_seconds`
-measured by the solver's one timer.
+Wall-clock of whole rollouts without file I/O, split three ways within the same run (``perf_counter``
+around each section, no second run):
+
+* **network**: the artifact calls (:attr:`coupling.learned.ArtifactClosure.model_seconds`, timed
+  around ``module.sample`` only; 0 for closures without a network);
+* **coupling**: the rest of the closure hand-off, :attr:`kolmo.simulation.Simulation.closure_seconds`
+  minus the network: building the state, the casts and transforms on resample steps, the noise and
+  jitter draws, the checks, the solver's injection diagnostics (for an eddy-viscosity closure, its
+  whole computation);
+* **solver**: everything else of the rollout (the steps, the noise, the per-step diagnostics and guard).
+
+``coupling_share = coupling_s / wall_s`` is what issue 13's target (≤ 5 %) is about.
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ __all__ = ["CoupledTiming", "bench_coupled"]
 
 @dataclass
 class CoupledTiming:
-    """Wall-clock of one online rollout (seconds); ``overhead`` is relative to the solver-only run."""
+    """Wall-clock of one online rollout (seconds); ``overhead`` is relative to the solver-only run.
+
+    ``wall_s = solver_s + closure_s`` and ``closure_s = network_s + coupling_s`` (see the module docstring).
+    """
 
     closure: str
     steps: int
@@ -29,16 +41,27 @@ class CoupledTiming:
     solver_s: float
     closure_calls: int = 0
     artifact_calls: int = 0
+    network_s: float = 0.0
     overhead: float = float("nan")
     notes: list[str] = field(default_factory=list)  # what prepare_run set or ignored for this closure
 
     @property
+    def coupling_s(self) -> float:
+        """The closure hand-off outside the network calls."""
+        return self.closure_s - self.network_s
+
+    def share(self, seconds: float) -> float:
+        """``seconds`` as a fraction of the rollout's wall time."""
+        return seconds / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
     def closure_share(self) -> float:
-        return self.closure_s / self.wall_s if self.wall_s > 0 else float("nan")
+        return self.share(self.closure_s)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["closure_share"] = self.closure_share
+        d.update(coupling_s=self.coupling_s, closure_share=self.closure_share, solver_share=self.share(self.solver_s),
+                 network_share=self.share(self.network_s), coupling_share=self.share(self.coupling_s))
         return d
 
 
@@ -50,8 +73,8 @@ def bench_coupled(closures: list[str], preset: str = "dong2026", grid: int | Non
 
     All runs share the configuration the first closure implies (e.g. the dong2026 reduced model
     for a ``missing-physics`` artifact: advection off, cn-euler), so the solver-only row is the
-    same equation without the closure term. Time in the closure (its call, the jitter, the
-    solver-side transforms of H) is measured inside :meth:`kolmo.simulation.Simulation.advance`.
+    same equation without the closure term. Each row splits its wall time into solver, network and
+    coupling (module docstring), all measured in that row's run.
     """
     from coupling.online import ClosureOptions, OnlineRun, prepare_run
     from kolmo.simulation import Simulation
@@ -82,6 +105,7 @@ def bench_coupled(closures: list[str], preset: str = "dong2026", grid: int | Non
                             wall_s=wall, closure_s=sim.closure_seconds, solver_s=wall - sim.closure_seconds,
                             closure_calls=int(d.get("closure_calls", 0) or 0),
                             artifact_calls=int(d.get("closure_artifact_calls", 0) or 0),
+                            network_s=float(d.get("closure_model_seconds", 0.0) or 0.0),
                             notes=list(online.notes) if online is not None else [])
         rows.append(row)
         if progress is not None:

@@ -111,6 +111,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     f["artifact32"] = write_artifact(LinearNoise(32), base / "closure32.pt", metadata(grid=32))
     f["artifact_kolmogorov"] = write_artifact(LinearNoise(16), base / "closure_kolmogorov.pt",
                                               metadata(preset="kolmogorov", target="sgs"))
+    from kolmo.cluster.ensemble import run_ensemble
+
+    f["batched_run"] = base / "batched.h5"
+    run_ensemble(preset("dong2026", 16, t_end=0.02, save_every=0.01, members=2), f["batched_run"], members_per_batch=1,
+                 planner="estimate")
     f["layout"] = base / "layout.h5"
     with h5py.File(f["layout"], "w") as h5:
         h5.attrs["format"] = "something-else"
@@ -120,6 +125,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, good in (("h5", f["run"]), ("pt", f["artifact"])):
         for kind, path in _corrupt_copies(good, base / f"bad-{name}").items():
             f[f"{kind}_{name}"] = path
+    f["random_pt2"] = base / "bad-pt2" / "random.pt2"  # an AOTInductor package's name on random bytes
+    f["random_pt2"].parent.mkdir()
+    f["random_pt2"].write_bytes(f["random_pt"].read_bytes())
     # a trained run folder whose checkpoints are corrupt
     f["trained_corrupt"] = base / "trained-corrupt"
     f["trained_corrupt"].mkdir()
@@ -185,6 +193,10 @@ def _file_cases() -> list[Case]:
         case("train-teacher-missing", "train", "--data {data} --model latent-reflow --teacher {out}/nothing "
              "--out {out}/t", BAD_INPUT, "--teacher", "does not exist"),
         case("export-run-missing", "export", "{out}/nothing --out {out}/c.pt", BAD_INPUT, "does not exist"),
+        case("export-aoti-not-pt2", "export", "{trained} --out {out}/c.pt --format aoti", USAGE, "name it *.pt2"),
+        case("info-pt2-random", "info", "{random_pt2}", BAD_INPUT, "random.pt2", "not an AOTInductor package"),
+        case("run-closure-pt2-random", "run", "--closure {random_pt2} --time 0.01 --out {out}/r.h5", BAD_INPUT,
+             "random.pt2", "not an AOTInductor package"),
         case("evaluate-run-is-a-file", "evaluate-apriori", "{file} --data {data}", BAD_INPUT, "regular-file"),
     ]
     return out
@@ -306,6 +318,22 @@ def _option_cases() -> list[Case]:
         case("bench-closures-baseline-out-of-range", "bench-closures", "{artifact} --baseline 3", USAGE, "--baseline"),
         case("bench-coupled-every-zero", "bench-coupled", f"--closure smagorinsky {EVERY} 0", USAGE, EVERY),
         case("bench-coupled-jitter-inf", "bench-coupled", f"--closure smagorinsky {JITTER} inf", USAGE, JITTER),
+        # scale-out on Dask (issue 12): refused before any cluster starts or file is written
+        case("dataset-workers-and-scheduler", "dataset", f"{ds} --workers 2 --scheduler tcp://127.0.0.1:8786 {o}",
+             USAGE, "--workers 2", "--scheduler tcp://127.0.0.1:8786", "exclude each other"),
+        case("dataset-workers-zero", "dataset", f"{ds} --workers 0 {o}", USAGE, "--workers"),
+        case("dataset-workers-with-threads", "dataset", f"{ds} --workers 2 --threads 2 {o}", USAGE, "--threads 2",
+             "1 FFTW thread"),
+        case("run-workers-and-scheduler", "run", f"--members 2 --workers 2 --scheduler tcp://127.0.0.1:8786 {o}",
+             USAGE, "--workers 2", "--scheduler tcp://127.0.0.1:8786", "exclude each other"),
+        case("run-members-per-batch-zero", "run", f"--members 2 --members-per-batch 0 {o}", USAGE,
+             "--members-per-batch"),
+        case("run-workers-with-threads", "run", f"--grid 16 --time 0.01 --members 2 --workers 2 --threads 2 {o}", USAGE,
+             "--threads 2", "1 FFTW thread"),
+        case("run-workers-with-artifact", "run", f"--closure {{artifact}} --members 2 --workers 2 {o}", USAGE,
+             "--closure", "one generator"),
+        case("run-resume-with-workers", "run", "--resume {run} --workers 2", USAGE, "--workers", "--resume"),
+        case("run-resume-batched", "run", "--resume {batched_run} --time 0.04", USAGE, "batches of 1 of its 2 members"),
     ]
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import pytest
 import torch
@@ -188,12 +188,59 @@ def test_aoti_without_a_compiler_is_a_typed_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
-                    reason="AOTInductor needs a C++ compiler (none on PATH); the typed-error path is tested above")
-def test_aoti_package_equals_the_eager_model(tmp_path):
-    res = export_model(tiny("latent-fm"), NORM, DATASET, tmp_path / "c.pt2", format="aoti")
-    assert res.max_abs_diff <= 1e-4 and (tmp_path / "c.json").is_file()
+def test_aoti_export_refuses_a_wrong_suffix_or_a_batch_it_cannot_trace_before_compiling(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"name it \*.pt2, got 'c.pt'"):
+        export_model(tiny("latent-fm"), NORM, DATASET, tmp_path / "c.pt", format="aoti")
+    with pytest.raises(ConfigurationError, match="dynamic batch from the self-check batch; it must be >= 2, got 1"):
+        export_model(tiny("latent-fm"), NORM, DATASET, tmp_path / "c.pt2", format="aoti", check_batch=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aoti_package_holds_the_metadata_inside_and_matches_the_eager_model_and_torchscript(aoti_closure):
+    res = aoti_closure.result
+    # self-check: the package at batch 3 and 1, and the TorchScript of the same module, against eager
+    assert set(res.checks) == {"aoti", "aoti, batch 1", "torchscript"}
+    assert all(diff <= bound for diff, bound in res.checks.values())
+    assert res.checks["aoti"][1] == pytest.approx(1e-4 * NORM.closure_std)
+    assert res.checks["torchscript"][1] == pytest.approx(1e-5 * NORM.closure_std)
+    with zipfile.ZipFile(res.path) as archive:
+        names = archive.namelist()
+        meta = json.loads(archive.read(next(n for n in names if n.endswith("/extra/metadata.json"))))
+    assert meta == json.loads(json.dumps(res.metadata)) and set(REQUIRED) <= set(meta)
+    assert (meta["format_variant"], meta["noise_dims"], meta["batch_range"]) == ("aoti", [-1, 1, 4, 4], [1, 4096])
+    assert any("/data/aotinductor/model/" in n and n.endswith(".so") for n in names)
+    # the metadata lives in the package: no side file and no temporary beside it
+    assert sorted(p.name for p in res.path.parent.iterdir()) == ["closure.pt", "closure.pt2"]
+
+
+def test_aoti_package_runs_in_a_fresh_process_that_imports_only_torch_at_batch_1_and_3(aoti_closure, tmp_path):
+    g = torch.Generator().manual_seed(3)
+    inputs = {b: (0.1 + 2.0 * torch.randn(b, 16, 16, generator=g), torch.randn(b, 1, 4, 4, generator=g))
+              for b in (1, 3)}
+    torch.save(inputs, tmp_path / "inputs.pt")
+    script = textwrap.dedent(f"""
+        import json, sys, zipfile
+        import torch
+        path = {str(aoti_closure.pt2)!r}
+        with zipfile.ZipFile(path) as z:
+            meta = json.loads(z.read(next(n for n in z.namelist() if n.endswith("/extra/metadata.json"))))
+        loader = torch._C._aoti.AOTIModelPackageLoader(path, "model", False, 1, -1)
+        x = torch.load({str(tmp_path / 'inputs.pt')!r})
+        out = {{b: loader.boxed_run([o, n])[0] for b, (o, n) in x.items()}}
+        torch.save(out, {str(tmp_path / 'out.pt')!r})
+        ours = sorted(k for k in sys.modules if k.split(".")[0] in ("kolmo", "closure", "coupling", "cli", "tests"))
+        print(json.dumps({{"format": meta["format"], "shapes": [list(v.shape) for v in out.values()], "ours": ours}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-I", "-W", "ignore", "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report == {"format": "kolmo-closure", "shapes": [[1, 16, 16], [3, 16, 16]], "ours": []}
+    out = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        for b, (omega, noise) in inputs.items():
+            assert float((out[b] - aoti_closure.eager.sample(omega, noise)).abs().max()) <= 1e-4 * NORM.closure_std
 
 
 def test_export_of_a_trained_run_and_its_batch_one_latency(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from coupling.errors import GridMismatchError, NonFiniteClosureError, PresetMismatchError, TargetMismatchError
 from coupling.learned import ArtifactClosure
@@ -94,6 +95,38 @@ def test_the_artifact_is_called_every_k_steps_and_held_with_jitter_in_between(ma
     assert d["closure_artifact_calls"] == c.samples and d["closure_every"] == every and d["closure_jitter"] == sigma
 
 
+def test_the_held_spectrum_gives_the_trajectory_of_the_old_physical_path_without_jitter(make_artifact) -> None:
+    """jitter = 0: holding rfft2(H) (one transform per resample, ``call_hat``) gives the trajectory of the
+    previous physical path (H returned every step, transformed by the solver every step), to round-off.
+    The reference hook below is that path, drawing the sample noise from the same seeded stream."""
+    path = make_artifact(TwoStepNoise(16, s=1e-1))
+    cfg = reduced_config(16, members=3, t_end=0.03, seed=4)
+    module = torch.jit.load(str(path))
+    generator = torch.Generator()
+    generator.manual_seed(7)
+    held: dict[str, object] = {}
+
+    def physical_path(state) -> np.ndarray:  # noqa: ANN001
+        if "h" not in held or state.step - int(held["step"]) >= 5:
+            with torch.inference_mode():
+                x = torch.from_numpy(state.omega).to(torch.float32)
+                noise = torch.randn(module.noise_shape(x.shape[0]), generator=generator, dtype=torch.float32)
+                held.update(h=module.sample(x, noise).to(torch.float64).numpy(), step=state.step)
+        return held["h"]  # type: ignore[return-value]
+
+    new = Simulation(cfg, closure=ArtifactClosure(path, every=5, jitter=0.0, seed=7), omega0=OMEGA, planner="estimate")
+    old = Simulation(cfg, closure=physical_path, omega0=OMEGA, planner="estimate")
+    assert new.closure.spectral and not old.closure.spectral
+    for _ in range(cfg.steps):
+        new.advance()
+        old.advance()
+    a, b = new.vorticity(), old.vorticity()
+    assert not np.allclose(a[0], a[1])  # the members' samples differ: the comparison is not trivial
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+    np.testing.assert_allclose(new.scalar_diagnostics()["closure_enstrophy"], old.scalar_diagnostics()["closure_enstrophy"],
+                               rtol=1e-10)
+
+
 def test_grid_mismatch_names_both_grids(make_artifact) -> None:
     c = ArtifactClosure(make_artifact(LinearNoise(32), grid=32))
     with pytest.raises(GridMismatchError, match="is for a 32² grid, but the solver runs 16²") as info:
@@ -163,7 +196,7 @@ def test_restart_with_an_artifact_closure_is_bit_exact(make_artifact, tmp_path: 
         run_simulation(cfg, tmp_path / "cut.h5", closure=closure(), planner="estimate", progress=interrupt)
     assert partial_path(tmp_path / "cut.h5").exists()
     with h5py.File(partial_path(tmp_path / "cut.h5")) as h5:
-        assert h5["restart"].attrs["step"] == 96 and "held" in h5["restart/closure"]
+        assert h5["restart"].attrs["step"] == 96 and "held_hat" in h5["restart/closure"]
     resumed = run_simulation(None, resume=tmp_path / "cut.h5", closure=closure(), planner="estimate")
     assert resumed.status == "complete" and resumed.steps == 128 - 96
     with h5py.File(tmp_path / "full.h5") as a, h5py.File(tmp_path / "cut.h5") as b:
@@ -171,7 +204,7 @@ def test_restart_with_an_artifact_closure_is_bit_exact(make_artifact, tmp_path: 
         np.testing.assert_array_equal(a["vorticity"][()], b["vorticity"][()])
         for name in ("closure_energy", "closure_enstrophy", "energy"):
             np.testing.assert_array_equal(a[f"diagnostics/{name}"][()], b[f"diagnostics/{name}"][()])
-        np.testing.assert_array_equal(a["restart/closure/held"][()], b["restart/closure/held"][()])
+        np.testing.assert_array_equal(a["restart/closure/held_hat"][()], b["restart/closure/held_hat"][()])
         for key in ("closure_calls", "closure_artifact_calls", "closure_jitter_updates"):
             assert a.attrs[key] == b.attrs[key]
         assert a.attrs["closure_calls"] == 128 and a.attrs["closure_artifact_calls"] == 26
@@ -186,3 +219,15 @@ def test_float64_runs_the_artifact_in_float64_and_members_start_from_a_broadcast
     assert c.artifact.module.a.dtype.__str__() == "torch.float64" and c.describe()["closure_dtype"] == "float64"
     w = sim.vorticity()
     assert w.shape == (5, 16, 16) and not np.allclose(w[0], w[1])
+
+
+def test_a_restart_state_holding_the_physical_sample_of_older_run_files_is_held_in_spectral_space(make_artifact) -> None:
+    """Run files written before the held sample lived in spectral space store it as ``held`` (B, N, N):
+    it is transformed once and held; with jitter 0 the next steps return its rfft2 unchanged."""
+    held = np.random.default_rng(1).standard_normal((2, 16, 16))
+    c = ArtifactClosure(make_artifact(), every=5, jitter=0.0)
+    c.set_state({"calls": 3, "samples": 1, "sample_step": 0, "held": held, "dtype": "float32"})
+    omega = np.repeat(OMEGA, 2, axis=0)
+    for step in (1, 2):
+        np.testing.assert_allclose(c.call_hat(coarse_state(omega, step)), np.fft.rfft2(held), atol=1e-12)
+    assert c.samples == 1 and c.calls == 5 and "held_hat" in c.get_state()

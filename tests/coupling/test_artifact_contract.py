@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,21 @@ def test_metadata_holds_every_contract_key_and_the_saved_module_equals_the_eager
     ("future-version", r"format_version 3 is not supported; expected one of \[1, 2\]"),
     ("missing-key", r"metadata lacks \['dataset_fingerprint'\]"),
     ("bad-target", "target 'weather', expected one of"),
-    ("aoti-package", r"AOTInductor package \(.pt2\); loading those for a run is not supported yet"),
+    ("aoti-package", r"not an AOTInductor package or is corrupt \(File is not a zip file\)"),
+    ("aoti-no-model", r"holds no AOTInductor model 'model'"),
+    ("aoti-no-metadata", r"has no extra/metadata.json: a PT2 archive, but not a kolmo-closure artifact"),
 ])
 def test_missing_corrupt_or_foreign_files_raise_artifact_format_error(case: str, match: str, tmp_path: Path,
                                                                       make_artifact) -> None:
-    path = tmp_path / ("x.pt2" if case == "aoti-package" else "x.pt")
+    path = tmp_path / ("x.pt2" if case.startswith("aoti") else "x.pt")
     if case in ("not-torchscript", "aoti-package"):
         path.write_bytes(b"\x00not a zip archive at all")
+    elif case in ("aoti-no-model", "aoti-no-metadata"):
+        with zipfile.ZipFile(path, "w") as archive:
+            if case == "aoti-no-model":
+                archive.writestr("x/extra/metadata.json", json.dumps(metadata()))
+            else:
+                archive.writestr("x/data/aotinductor/model/x.wrapper.so", b"")
     elif case == "no-metadata":
         torch.jit.save(torch.jit.script(NoSampleMethod()), str(path))
     elif case in ("foreign-format", "future-version", "missing-key", "bad-target"):

@@ -110,7 +110,7 @@ def test_replay_run_starts_at_the_init_record_and_resumes_with_the_stored_closur
 
 
 @pytest.mark.parametrize("spec, match, code", [("smagorinksy", "unknown closure 'smagorinksy'; expected one of none, "
-                                                               "smagorinsky, leith, dong2026-default, PATH.pt, "
+                                                               "smagorinsky, leith, dong2026-default, PATH.pt, PATH.pt2, "
                                                                "replay:DATA.h5[:TRAJ]", 2),
                                                ("missing.pt", "closure artifact missing.pt does not exist", 3)])
 def test_bad_closure_specs_are_clean_errors(spec: str, match: str, code: int, tmp_path: Path) -> None:
@@ -145,3 +145,31 @@ def test_run_without_a_closure_builds_its_config_in_the_same_place_init_included
     run = prepare_run("kolmogorov", 16, {"t_end": 0.5, "members": None}, None, init="runs/x.h5:3")
     assert run.closure is None
     assert run.config == preset("kolmogorov", 16, t_end=0.5, initial="file", initial_params={"path": "runs/x.h5:3"})
+
+
+def test_run_resume_info_and_bench_accept_an_aoti_package(aoti_closure, tmp_path: Path) -> None:
+    out = tmp_path / "run.h5"
+    r = kolmo("run", "--closure", aoti_closure.pt2, "--closure-every", 2, "--closure-jitter", 1e-4, "-b", 2,
+              "--time", 0.01, "--save-every", 0.005, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "closure target missing-physics: reduced model" in r.text and "every 2 steps" in r.text
+    r = kolmo("run", "--resume", out, "--time", 0.02)
+    assert r.exit_code == 0, r.output
+    with h5py.File(out) as h5:
+        assert h5.attrs["closure_spec"] == str(aoti_closure.pt2) and h5["time"][-1] == pytest.approx(0.02)
+        assert h5.attrs["closure_calls"] == 20 and h5.attrs["closure_artifact_calls"] == 10
+        assert np.isfinite(h5["vorticity"][()]).all()
+    r = kolmo("info", aoti_closure.pt2)
+    assert r.exit_code == 0, r.output
+    for text in ("(format aoti)", "kolmo-closure", "noise_dims", "batch_range", "[1, 4096]", "latent-fm"):
+        assert text in r.text
+    bench = tmp_path / "bench.json"
+    r = kolmo("bench", "closures", aoti_closure.pt, aoti_closure.pt2, "--batch", "1,3", "--repeat", 2, "--warmup", 1,
+              "--json", bench)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(bench.read_text())["rows"]
+    assert [(row["file_format"], row["batch"]) for row in rows] == [("torchscript", 1), ("torchscript", 3),
+                                                                    ("aoti", 1), ("aoti", 3)]
+    # AOTI weights are compiled in: the metadata's count of parameters (TorchScript also counts buffers)
+    assert rows[2]["parameters"] == aoti_closure.result.metadata["parameters"]["total"] > 0
+    assert all(row["load_ms"] > 0 for row in rows)

@@ -96,7 +96,7 @@ def test_eddy_viscosity_in_the_reduced_model_is_a_target_mismatch() -> None:
 
 
 @pytest.mark.parametrize("cls", CLOSURES)
-@pytest.mark.parametrize("members", [1, 3])
+@pytest.mark.parametrize("members", [1, 3, 6])  # 6: chunks of 4 + 2 (Smagorinsky) and 5 + 1 (Leith) at 32²
 def test_planned_numba_eddy_viscosity_equals_its_numpy_reference(cls, members: int) -> None:
     from coupling.eddy_viscosity_kernels import eddy_viscosity_tendency_reference
 
@@ -128,3 +128,22 @@ def test_the_spectral_path_the_solver_takes_gives_the_physical_path_s_run_to_rou
     h_hat = cls(0.2).tendency_hat(state(turbulent(Grid(32, 1.0)), Grid(32, 1.0)))
     np.testing.assert_allclose(np.fft.irfft2(h_hat, s=(32, 32)), cls(0.2)(state(turbulent(Grid(32, 1.0)), Grid(32, 1.0))),
                                atol=1e-12 * np.abs(h_hat).max())
+
+
+@pytest.mark.parametrize("cls", CLOSURES)
+def test_the_spectral_call_checks_finiteness_in_its_kernel_and_applies_the_policy(cls) -> None:
+    """A member whose vorticity holds a NaN: the default policy raises naming it; "zero" zeroes its Ĥ,
+    counts it and leaves the other members' Ĥ as without it (the check survives fast-math)."""
+    from coupling.errors import NonFiniteClosureError
+
+    g = Grid(16, 1.0)
+    omega = turbulent(g, members=3)
+    bad = state(omega, g)
+    bad.omega_hat[1, 2, 3] = np.nan
+    with pytest.raises(NonFiniteClosureError, match=r"member\(s\) \[1\]"):
+        cls(0.2).call_hat(bad)
+    c = cls(0.2, nonfinite="zero")
+    h_hat = c.call_hat(bad).copy()
+    np.testing.assert_array_equal(h_hat[1], 0.0)
+    np.testing.assert_allclose(h_hat[[0, 2]], cls(0.2).call_hat(state(omega, g))[[0, 2]], rtol=1e-12)
+    assert c.describe()["closure_nonfinite_members"] == 1 and c.calls == 1

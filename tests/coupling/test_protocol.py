@@ -63,7 +63,7 @@ def test_composite_restart_state_round_trips_through_its_terms(make_artifact) ->
     for step in range(4):
         combo(coarse_state(OMEGA, step))
     saved = combo.get_state()
-    assert "0.0.held" in saved and saved["calls"] == 4
+    assert "0.0.held_hat" in saved and saved["calls"] == 4
     expected = [combo(coarse_state(OMEGA, step)) for step in range(4, 8)]
     b = ArtifactClosure(make_artifact(name="same.pt"), every=3, jitter=1e-3, seed=99)
     again = 0.5 * b + Constant(1.0)

@@ -102,6 +102,26 @@ def test_fftw_and_numpy_backends_agree() -> None:
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-11 * np.abs(outs[1]).max())
 
 
+@pytest.mark.parametrize("backend", ["fftw", "numpy"])
+def test_complex_fft2_is_numpys_fft2_unnormalised_and_carries_two_real_fields(backend: str) -> None:
+    from kolmo.fft import ComplexFFT2
+
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((2, 3, 16, 16))
+    t = ComplexFFT2(16, 3, backend=backend, planner="estimate")
+    t.field[...] = a + 1j * b
+    t.forward()
+    np.testing.assert_allclose(t.spec, np.fft.fft2(a + 1j * b), atol=1e-12 * 256)
+    np.testing.assert_allclose(t.field, a + 1j * b, atol=0)  # forward preserves its input
+    # the two real fields' rfft2 from the one complex spectrum: F_a(k) = (F(k) + conj F(-k)) / 2
+    mirror = np.conj(np.roll(t.spec[:, ::-1, ::-1], 1, axis=(-2, -1)))
+    np.testing.assert_allclose(((t.spec + mirror) / 2)[..., :9], np.fft.rfft2(a), atol=1e-12 * 256)
+    t.inverse()
+    np.testing.assert_allclose(t.field, 256 * (a + 1j * b), atol=1e-12 * 256)
+    with pytest.raises(ConfigurationError, match="FFT batch"):
+        ComplexFFT2(16, 0)
+
+
 def test_grid_rejects_bad_sizes() -> None:
     with pytest.raises(ConfigurationError, match="even integer"):
         Grid(33)

@@ -1,5 +1,6 @@
 """Runs: batch/member equivalence, bit-exact restart, no silent overwrite, blow-up reporting."""
 
+import json
 from pathlib import Path
 
 import h5py
@@ -78,6 +79,15 @@ def test_refused_overwrite_leaves_the_old_file_untouched(tmp_path: Path) -> None
     with pytest.raises(OutputExistsError, match="already exists"):
         run_simulation(small_dong(seed=9), out, planner="estimate")
     assert out.read_bytes() == before
+    assert not partial_path(out).exists()
+
+
+def test_overwrite_replaces_the_old_file_with_the_new_run(tmp_path: Path) -> None:
+    out = tmp_path / "run.h5"
+    run_simulation(small_dong(), out, planner="estimate")
+    run_simulation(small_dong(seed=9), out, planner="estimate", overwrite=True)
+    with h5py.File(out) as h5:
+        assert h5.attrs["status"] == "complete" and json.loads(h5.attrs["config"])["seed"] == 9
     assert not partial_path(out).exists()
 
 

@@ -21,10 +21,17 @@ def test_bench_coupled_times_solver_alone_and_with_a_closure(tmp_path: Path) -> 
     assert rows[0].closure_s == 0 and rows[0].overhead == pytest.approx(1.0)
     assert rows[1].steps == 20 and rows[1].artifact_calls == 4 and rows[1].closure_calls == 20
     assert 0 < rows[1].closure_s < rows[1].wall_s
+    r = rows[1]  # the split: wall = solver + network + coupling, each measured in the same run
+    assert 0 < r.network_s < r.closure_s and r.coupling_s == pytest.approx(r.closure_s - r.network_s)
+    assert r.solver_s + r.network_s + r.coupling_s == pytest.approx(r.wall_s)
     result = CliRunner().invoke(app, ["bench", "coupled", "--closure", str(path), "--grid", "16", "--steps", "10",
                                       "--json", str(tmp_path / "c.json")])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "c.json").read_text())["rows"][1]["artifact_calls"] == 2
+    row = json.loads((tmp_path / "c.json").read_text())["rows"][1]
+    assert row["artifact_calls"] == 2
+    assert row["solver_share"] + row["network_share"] + row["coupling_share"] == pytest.approx(1.0)
+    assert row["network_s"] > 0 and row["coupling_s"] == pytest.approx(row["closure_s"] - row["network_s"])
+    assert "coupling share" in result.output
 
 
 def test_bench_coupled_says_when_the_cadence_does_not_apply_to_a_closure() -> None:
