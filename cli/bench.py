@@ -68,6 +68,7 @@ def solver(
                           f"{r.ns_per_point:.1f}")
             console.print(f"  N={r.n} B={r.members}: {r.step_us:.1f} µs/step", highlight=False)
 
+        load_start = list(os.getloadavg())  # the machine's load, recorded with the timings
         rows = run_solver_benchmark(grids, bs, threads=threads, repeats=repeats,
                                     numpy_reference=numpy_reference, progress=row)
         console.print(table)
