@@ -23,7 +23,9 @@ from kolmo import atomic
 ROWS = {"fm1": "FM-1 (latent-fm, 1 Euler step)", "fm10": "FM-10 (latent-fm, 10 Euler steps)",
         "si10": "SI-10 (latent-si, 10 EM steps)", "dm10": "DM-10 (physical VE-SDE, 10 EM steps)",
         "mf1": "MF-1 (latent-mf, 1 MeanFlow jump)", "rf1": "RF-1 (latent-reflow, 1 Euler step)",
-        "rf1long": "RF-1 long (latent-reflow, 1 Euler step, longer reflow)"}
+        "rf1long": "RF-1 long (latent-reflow, 1 Euler step, longer reflow)",
+        "fm10thin": "FM-10 thin (latent-fm, decoder channels 4,8,16, 10 Euler steps)",
+        "rf1thin": "RF-1 thin (latent-reflow of FM thin, 1 Euler step)"}
 HORIZONS = (2.5, 5.0, 10.0)
 APRIORI = ("ensemble_mean_rel_error", "sample_rel_error_mean", "spread_skill", "crps_rel", "field_std_ratio",
            "high_band_energy_ratio", "spectrum_error", "nfe")
@@ -56,12 +58,12 @@ def _online(work: Path, name: str, reference: str | None = None) -> dict[str, An
 
 
 def _speed(work: Path) -> dict[str, dict[str, float]]:
-    path = work / "bench.json"
-    if not path.exists():
-        return {}
-    bench = json.loads(path.read_text())
+    """Latency and speed-up vs DM-10 per artifact from ``bench.json`` and then ``bench-thin.json`` (each
+    speed-up measured against DM-10 within its own run; a later file's rows replace an earlier one's)."""
     out: dict[str, dict[str, float]] = {}
-    for row in bench.get("rows", []):
+    rows = [row for f in ("bench.json", "bench-thin.json") if (work / f).exists()
+            for row in json.loads((work / f).read_text()).get("rows", [])]
+    for row in rows:
         name = Path(str(row.get("artifact", ""))).stem
         out.setdefault(name, {})[f"ms@b{row['batch']}"] = float(row["median_ms"])
         if "speedup" in row:
@@ -78,7 +80,7 @@ def summarise(work: Path, budget: dict[str, int]) -> dict[str, Any]:
             continue
         ap = json.loads(ap_path.read_text())
         run = {"fm1": "fm", "fm10": "fm", "si10": "si", "dm10": "dm", "mf1": "mf", "rf1": "reflow",
-               "rf1long": "reflow50"}[name]
+               "rf1long": "reflow50", "fm10thin": "fm-thin", "rf1thin": "reflow-thin"}[name]
         history = json.loads((work / run / "run.json").read_text())["history"] if (work / run / "run.json").exists() \
             else []
         models[name] = {"label": label, "apriori": {k: ap.get(k) for k in APRIORI},
@@ -101,7 +103,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def markdown(s: dict[str, Any]) -> str:
     b = s["budget"]
-    walls = ", ".join(f"{m['label'].split(' ')[0]} {m['train_seconds']:.0f} s" for m in s["models"].values()
+    walls = ", ".join(f"{m['label'].split(' (')[0]} {m['train_seconds']:.0f} s" for m in s["models"].values()
                       if m.get("train_seconds"))
     lines = [f"Budget: {b['epochs']} generator epochs (+ {b['ae_epochs']} autoencoder epochs for latent models), "
              f"batch {b['batch']}; RF-1 trains {b['reflow_epochs']} (RF-1 long: {b['reflow_long_epochs']}) more epochs "
