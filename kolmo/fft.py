@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,6 +118,37 @@ def wisdom_changed(reference: tuple[bytes, ...]) -> bool:
     return tuple(pyfftw.export_wisdom()) != tuple(reference)
 
 
+def _check_plan_arguments(backend: str, planner: str, batch: int, threads: int) -> None:
+    """:class:`ConfigurationError` naming an unknown backend or planner effort, or a batch/thread count < 1."""
+    if backend not in BACKENDS:
+        raise ConfigurationError(f"unknown FFT backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if planner not in PLANNER_EFFORTS:
+        raise ConfigurationError(
+            f"unknown FFTW planner effort {planner!r}; valid: {', '.join(PLANNER_EFFORTS)}")
+    if batch < 1:
+        raise ConfigurationError(f"FFT batch must be >= 1, got {batch}")
+    if threads < 1:
+        raise ConfigurationError(f"FFT threads must be >= 1, got {threads}")
+
+
+def _plan_pair(field: np.ndarray, spec: np.ndarray, planner: str, threads: int) -> tuple[Any, Any]:
+    """FFTW plans ``field → spec`` (forward) and ``spec → field`` (backward, destroying ``spec``) over the
+    last two axes, with the wisdom loaded first and saved after (unless ``planner`` is ``estimate``);
+    both buffers are zeroed after planning (FFTW_MEASURE overwrites them)."""
+    import pyfftw
+
+    _load_wisdom()
+    flag = "FFTW_" + planner.upper()
+    fwd = pyfftw.FFTW(field, spec, axes=(-2, -1), direction="FFTW_FORWARD", flags=(flag,), threads=threads)
+    inv = pyfftw.FFTW(spec, field, axes=(-2, -1), direction="FFTW_BACKWARD", flags=(flag, "FFTW_DESTROY_INPUT"),
+                      threads=threads)
+    field[...] = 0.0
+    spec[...] = 0.0
+    if planner != "estimate":
+        _save_wisdom()
+    return fwd, inv
+
+
 class RealFFT2:
     """Batched, planned ``rfft2`` / ``irfft2`` on owned buffers.
 
@@ -136,33 +168,16 @@ class RealFFT2:
 
     def __init__(self, n: int, batch: int, backend: str = "fftw", threads: int = 1,
                  planner: str = "measure") -> None:
-        if backend not in BACKENDS:
-            raise ConfigurationError(f"unknown FFT backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        if planner not in PLANNER_EFFORTS:
-            raise ConfigurationError(
-                f"unknown FFTW planner effort {planner!r}; valid: {', '.join(PLANNER_EFFORTS)}")
-        if batch < 1:
-            raise ConfigurationError(f"FFT batch must be >= 1, got {batch}")
-        if threads < 1:
-            raise ConfigurationError(f"FFT threads must be >= 1, got {threads}")
+        _check_plan_arguments(backend, planner, batch, threads)
         self.n, self.batch, self.backend, self.threads = int(n), int(batch), backend, int(threads)
         rshape = (self.batch, self.n, self.n)
         sshape = (self.batch, self.n, self.n // 2 + 1)
         if backend == "fftw":
             import pyfftw
 
-            _load_wisdom()
             self.real = pyfftw.empty_aligned(rshape, dtype=np.float64)
             self.spec = pyfftw.empty_aligned(sshape, dtype=np.complex128)
-            flag = "FFTW_" + planner.upper()
-            self._fwd = pyfftw.FFTW(self.real, self.spec, axes=(-2, -1), direction="FFTW_FORWARD",
-                                    flags=(flag,), threads=self.threads)
-            self._inv = pyfftw.FFTW(self.spec, self.real, axes=(-2, -1), direction="FFTW_BACKWARD",
-                                    flags=(flag, "FFTW_DESTROY_INPUT"), threads=self.threads)
-            self.real[...] = 0.0
-            self.spec[...] = 0.0
-            if planner != "estimate":
-                _save_wisdom()
+            self._fwd, self._inv = _plan_pair(self.real, self.spec, planner, self.threads)
         else:
             self.real = np.zeros(rshape, dtype=np.float64)
             self.spec = np.zeros(sshape, dtype=np.complex128)
@@ -212,32 +227,15 @@ class ComplexFFT2:
 
     def __init__(self, n: int, batch: int, backend: str = "fftw", threads: int = 1,
                  planner: str = "measure") -> None:
-        if backend not in BACKENDS:
-            raise ConfigurationError(f"unknown FFT backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        if planner not in PLANNER_EFFORTS:
-            raise ConfigurationError(
-                f"unknown FFTW planner effort {planner!r}; valid: {', '.join(PLANNER_EFFORTS)}")
-        if batch < 1:
-            raise ConfigurationError(f"FFT batch must be >= 1, got {batch}")
-        if threads < 1:
-            raise ConfigurationError(f"FFT threads must be >= 1, got {threads}")
+        _check_plan_arguments(backend, planner, batch, threads)
         self.n, self.batch, self.backend, self.threads = int(n), int(batch), backend, int(threads)
         shape = (self.batch, self.n, self.n)
         if backend == "fftw":
             import pyfftw
 
-            _load_wisdom()
             self.field = pyfftw.empty_aligned(shape, dtype=np.complex128)
             self.spec = pyfftw.empty_aligned(shape, dtype=np.complex128)
-            flag = "FFTW_" + planner.upper()
-            self._fwd = pyfftw.FFTW(self.field, self.spec, axes=(-2, -1), direction="FFTW_FORWARD",
-                                    flags=(flag,), threads=self.threads)
-            self._inv = pyfftw.FFTW(self.spec, self.field, axes=(-2, -1), direction="FFTW_BACKWARD",
-                                    flags=(flag, "FFTW_DESTROY_INPUT"), threads=self.threads)
-            self.field[...] = 0.0
-            self.spec[...] = 0.0
-            if planner != "estimate":
-                _save_wisdom()
+            self._fwd, self._inv = _plan_pair(self.field, self.spec, planner, self.threads)
         else:
             self.field = np.zeros(shape, dtype=np.complex128)
             self.spec = np.zeros(shape, dtype=np.complex128)
