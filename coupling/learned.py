@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from coupling.artifact import load_artifact
-from coupling.errors import ClosureShapeError, DtypeError
+from coupling.errors import DtypeError
 from coupling.protocol import Closure
 from coupling.learned_kernels import cast_and_check_numba, scale_cast_numba
 from coupling.spectral_jitter import add_spectral_white_noise_numba, noise_draw_shape
@@ -267,17 +267,11 @@ class ArtifactClosure(Closure):
 
     def _checked_sample(self, h: torch.Tensor, expected: tuple[int, ...]) -> np.ndarray:
         """The fresh sample as a NumPy array (no copy on the CPU) after the checks of
-        :meth:`Closure.checked`: a real floating dtype, shape ``(B, N, N)`` (probed at load by
+        :meth:`Closure.check_layout`: a real floating dtype, shape ``(B, N, N)`` (probed at load by
         :func:`~coupling.artifact.check_contract`; checked again here because the held spectrum is
         built from it)."""
         h_np = h.detach().numpy() if h.device.type == "cpu" else h.detach().cpu().numpy()
-        if h_np.dtype.kind != "f":
-            raise DtypeError(f"closure {self.name} returned dtype {h.dtype}, expected a real floating "
-                             "dtype (float64 vorticity tendency)")
-        if h_np.shape != expected:
-            raise ClosureShapeError(f"closure {self.name} returned shape {h_np.shape}, expected {expected} "
-                                    "(members, N, N) like the vorticity")
-        return h_np
+        return self.check_layout(h_np, expected)
 
     # ------------------------------------------------------------------ restart and description
     def get_state(self) -> dict[str, Any]:

@@ -190,16 +190,20 @@ class Closure:
         self.nonfinite_members += int(bad.size)
         return bad
 
-    def checked(self, h: Any, state: CoarseState) -> np.ndarray:
-        """``h`` as float64 ``(B, N, N)`` after the shape/dtype check and the non-finite policy."""
-        h = np.asarray(h)
-        expected = tuple(np.shape(state.omega))
+    def check_layout(self, h: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:
+        """``h`` itself after checking a real floating dtype (:class:`DtypeError`) and the shape
+        ``expected`` = ``(B, N, N)`` of the vorticity (:class:`ClosureShapeError`)."""
         if h.dtype.kind != "f":
             raise DtypeError(f"closure {self.name} returned dtype {h.dtype}, expected a real floating "
                              "dtype (float64 vorticity tendency)")
         if h.shape != expected:
             raise ClosureShapeError(f"closure {self.name} returned shape {h.shape}, expected {expected} "
                                     "(members, N, N) like the vorticity")
+        return h
+
+    def checked(self, h: Any, state: CoarseState) -> np.ndarray:
+        """``h`` as float64 ``(B, N, N)`` after the shape/dtype check and the non-finite policy."""
+        h = self.check_layout(np.asarray(h), tuple(np.shape(state.omega)))
         h = h.astype(np.float64, copy=False)
         bad = self.apply_nonfinite_policy(np.isfinite(h).all(axis=(-2, -1)), state)
         if bad.size:
