@@ -368,18 +368,17 @@ def _coarse_advection_residual(pairs: Any, rows: list[int], target: Optional[str
     return float(np.median(coarse_advection_residual(omega, closure, pairs.config)))
 
 
-def _noise_std_ratio(data: str | os.PathLike, result: dict[str, Any]) -> Optional[float]:
+def _noise_std_ratio(config: Any, result: dict[str, Any]) -> Optional[float]:
     """For a noise-inclusive target, the samples' pixel std over the Q-Wiener noise's point std
-    (:func:`kolmo.targets.noise_point_std`): its conditional law is ``F(ω) + σ_W ξ``, so a generator that
-    keeps it scores 1 (up to the spread of F's model error); ``None`` for the other targets."""
-    from kolmo.pairs import Pairs
+    (:func:`kolmo.targets.noise_point_std` of the fine run's ``config``): its conditional law is
+    ``F(ω) + σ_W ξ``, so a generator that keeps it scores 1 (up to the spread of F's model error);
+    ``None`` for the other targets."""
     from kolmo.targets import get_target, noise_point_std
 
     target = result.get("target")
     if target is None or not get_target(target).includes_noise:
         return None
-    with Pairs(data, "test") as pairs:
-        std = noise_point_std(pairs.config)
+    std = noise_point_std(config)
     return result["sample_std"] / std if std > 0 else None
 
 
@@ -399,8 +398,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike, checkpoint
         stats = pairs.attrs.get("stats", {})
         result["target"] = pairs.attrs.get("target")
         result["coarse_advection_residual"] = _coarse_advection_residual(pairs, result["rows"], result["target"])
+        result["noise_std_ratio"] = _noise_std_ratio(pairs.config, result)
     result["irreducible_floor"] = stats.get("irreducible_floor") if isinstance(stats, dict) else None
-    result["noise_std_ratio"] = _noise_std_ratio(data, result)
     result.update({"run_id": run.run_id, "checkpoint": str(run.checkpoint), "epoch": run.epoch,
                    "phase": run.phase, "dataset_matches_training": info.fingerprint == run.dataset.get("fingerprint")})
     return result

@@ -151,8 +151,9 @@ def test_noise_std_ratio_is_one_for_samples_with_the_noise_spread_and_absent_for
     kw = dict(preset="dong2026", fine=32, coarse=8, trajectories=2, test_trajectories=1, burn_in=0.0, t_end=0.02,
               every=0.01, seed=3)
     build_dataset(DatasetSpec(target="missing-physics-noisy", **kw), tmp_path / "noisy.h5")
-    sigma = noise_point_std(open_pairs(tmp_path / "noisy.h5", "test").config)
+    config = open_pairs(tmp_path / "noisy.h5", "test").config
+    sigma = noise_point_std(config)
     assert sigma > 0
     res = {"target": "missing-physics-noisy", "sample_std": 0.5 * sigma}
-    assert _noise_std_ratio(tmp_path / "noisy.h5", res) == pytest.approx(0.5)
-    assert _noise_std_ratio(tmp_path / "noisy.h5", dict(res, target="missing-physics")) is None
+    assert _noise_std_ratio(config, res) == pytest.approx(0.5)
+    assert _noise_std_ratio(config, dict(res, target="missing-physics")) is None
