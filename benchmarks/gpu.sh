@@ -112,8 +112,7 @@ for ic in $ICS; do
   done
 done
 # 6. one table
-"$PY" benchmarks/gpu_summary.py "$W" --size "$SIZE" --device "$DEVICE" --workers "$WORKERS" --trajectories "$TRAJ" \
-  --ics "$ICS"
+"$PY" benchmarks/gpu_summary.py "$W" --size "$SIZE" --device "$DEVICE" --workers "$WORKERS" --trajectories "$TRAJ"
 if [ "$PUBLISH" = 1 ]; then
   dest=benchmarks/data/gpu/$SIZE; mkdir -p "$dest"
   cp "$W"/summary.json "$W"/summary.md "$W"/timings.json "$W"/apriori-*.json "$W"/bench-*.json "$dest"/

@@ -4,7 +4,7 @@ Reads ``timings.json`` (wall time of every step), ``data.h5`` (pairs, fingerprin
 (``kolmo evaluate apriori``), ``bench-closures.json`` / ``bench-coupled-bM.json`` (``kolmo bench``) and
 ``report-NAME-icK/metrics.json`` (``kolmo evaluate online``, one per initial condition).
 
-    python benchmarks/gpu_summary.py WORKDIR --size gpu --device cuda --workers 16 --trajectories 32 --ics "0 100 200"
+    python benchmarks/gpu_summary.py WORKDIR --size gpu --device cuda --workers 16 --trajectories 32
 """
 
 from __future__ import annotations
@@ -133,7 +133,6 @@ def main() -> None:
     ap.add_argument("--device", required=True)
     ap.add_argument("--workers", type=int, required=True)
     ap.add_argument("--trajectories", type=int, required=True)
-    ap.add_argument("--ics", default="0")
     args = ap.parse_args()
     s = summarise(args.work, args.size, args.device, args.workers, args.trajectories)
     (args.work / "summary.json").write_text(json.dumps(s, indent=1))
