@@ -63,18 +63,21 @@ LOADERS = {
 
 def rebuild_eager(path: Path) -> tuple[ClosureModel, Normalisation, dict]:
     """The eager model of a TorchScript artifact: its ``model_config`` and weights, checked on fixed noise."""
-    loaded = load_artifact(path)
+    loaded = load_artifact(path, freeze=False)
     meta = loaded.metadata
     model = ClosureModel(ModelConfig.from_dict(meta["model_config"])).eval()
     norm = Normalisation.from_dict(meta["normalisation"])
     eager = ClosureArtifact(model, norm).eval()
-    eager.load_state_dict(loaded.module.state_dict())
+    # the saved inference form holds every trained weight under its trained name, plus its DFT matrices
+    missing, _ = eager.load_state_dict(loaded.module.state_dict(), strict=False)
+    if missing:
+        raise SystemExit(f"{path} lacks trained weights {missing[:3]}")
     g = torch.Generator().manual_seed(0)
     omega = torch.randn(4, meta["grid"], meta["grid"], generator=g)
     noise = torch.randn(eager.noise_shape(4), generator=g)
     with torch.no_grad():
         diff = float((eager.sample(omega, noise) - loaded.module.sample(omega, noise)).abs().max())
-    if diff > 1e-6 * norm.closure_std:
+    if diff > 1e-5 * norm.closure_std:  # the export self-check bound
         raise SystemExit(f"rebuilt eager model differs from {path} by {diff:.3g}")
     return model, norm, meta
 

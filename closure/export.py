@@ -15,6 +15,10 @@ and ``noise[1:]`` the per-step increments; ``n`` the latent size, or ``N`` for p
 :data:`coupling.artifact.REQUIRED_METADATA`, plus ``autoencoder``, ``condition``, ``steps``,
 ``sampler``, ``device``, ``flops_per_sample``, ``parameters``, ``latent``.
 
+What is scripted is the model's inference form (:func:`closure.inference.inference_form`: the latent
+generator's small spectral convolutions as matrix products, the same map to round-off; metadata
+``matrix_dft_layers`` counts them), checked against the original eager model.
+
 Writing (:func:`export_closure`): script, save under a temporary name beside ``--out``, reload with
 the hosts' loader :func:`coupling.artifact.load_artifact`, compare with the eager model on fixed noise (max abs difference ≤ ``rtol × σ_H``,
 ``rtol`` 1e-5 in float32 and 1e-12 in float64), check the metadata round trip, and only then move it to
@@ -50,6 +54,7 @@ from torch import Tensor, nn
 from closure.data import Normalisation
 from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheckError, ExportError, \
     OutputExistsError
+from closure.inference import MatrixSpectralConv2d, inference_form, spectral_grids
 from closure.models import ClosureModel
 from coupling.aoti import MODEL_NAME as AOTI_MODEL_NAME
 from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, load_artifact, resolve_device
@@ -256,6 +261,9 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
     tolerance = SELF_CHECK_RTOL[dtype] * normalisation.closure_std
     if not bool(torch.isfinite(reference).all()):
         raise ExportCheckError("the eager model returns non-finite closures on the self-check input; not exported")
+    grids = spectral_grids(artifact, lambda: artifact.sample(omega, noise))
+    artifact = inference_form(artifact, grids)
+    meta["matrix_dft_layers"] = sum(isinstance(m, MatrixSpectralConv2d) for m in artifact.modules())
     if format == "aoti":
         return _export_aoti(artifact, meta, out, omega, noise, reference, normalisation, dtype, dev, t0)
     tmp = _new_temporary(out, ".pt")

@@ -293,11 +293,26 @@ def check_output(out: Any, shape: tuple[int, ...], dtype: torch.dtype, device: t
         raise DeviceError(f"{who} returned a tensor on {out.device}, expected {device}")
 
 
+def freeze_for_inference(module: Any, path: str | Path = "<artifact>") -> Any:
+    """``torch.jit.freeze`` of a TorchScript artifact already on its device and dtype, keeping the contract's
+    methods: weights become constants, attribute reads and the ops on constants alone (the spectral
+    layers' block matrices, dtype casts) fold away (benchmarks/RESULTS.md §3 has what it saves). A module that cannot be frozen (one that writes its own attributes, say) is
+    returned unchanged, with a log line."""
+    try:
+        return torch.jit.freeze(module, preserved_attrs=[m for m in METHODS if m != "forward"])
+    except Exception as exc:  # noqa: BLE001 - freezing raises RuntimeError and friends for odd modules
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.info("closure artifact %s runs unfrozen (torch.jit.freeze failed: %s)", path, first)
+        return module
+
+
 def load_artifact(path: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
-                  probe: bool = True) -> LoadedArtifact:
+                  probe: bool = True, freeze: bool = True) -> LoadedArtifact:
     """Load an artifact once: resolve device and dtype (typed errors, no fallback), read and
-    validate its metadata, move it to ``device``/``dtype``, eval mode, no gradients, and (by
-    default) probe the contract with :func:`check_contract`."""
+    validate its metadata, move it to ``device``/``dtype``, eval mode, no gradients, freeze a
+    TorchScript module for inference (:func:`freeze_for_inference`; ``freeze=False`` keeps the
+    module as saved, with its state dict), and (by default) probe the contract with
+    :func:`check_contract`."""
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     reader = artifact_reader(path)
@@ -309,6 +324,8 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu", dtype: s
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
+    if freeze and reader is TORCHSCRIPT:
+        module = freeze_for_inference(module, path)
     if probe:
         check_contract(module, int(meta["grid"]), dev, dt, path=path)
     log.info("closure artifact %s (%s) loaded on %s as %s (family %s, nfe %s)", path, reader.name, dev, dt,

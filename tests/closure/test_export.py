@@ -80,8 +80,8 @@ def test_artifact_loads_and_runs_in_a_fresh_process_that_imports_only_torch(tmp_
     path = export_model(m, NORM, DATASET, tmp_path / "c.pt").path
     omega = torch.randn(2, 16, 16)
     noise = torch.randn(2, 1, 4, 4)
-    with torch.no_grad():
-        want = ClosureArtifact(m, NORM).sample(omega, noise)
+    with torch.no_grad():  # the module as saved (its inference form; the self-check bounds it against eager)
+        want = load_artifact(path, freeze=False).module.sample(omega, noise)
     torch.save({"omega": omega, "noise": noise}, tmp_path / "inputs.pt")
     script = textwrap.dedent(f"""
         import json, sys

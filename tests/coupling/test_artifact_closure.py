@@ -216,7 +216,8 @@ def test_float64_runs_the_artifact_in_float64_and_members_start_from_a_broadcast
     sim = Simulation(reduced_config(16, members=5), closure=c, omega0=OMEGA, planner="estimate")
     for _ in range(3):
         sim.advance()
-    assert c.artifact.module.a.dtype.__str__() == "torch.float64" and c.describe()["closure_dtype"] == "float64"
+    probe = torch.ones(1, 16, 16, dtype=torch.float64)
+    assert c.artifact.module.forward(probe).dtype == torch.float64 and c.describe()["closure_dtype"] == "float64"
     w = sim.vorticity()
     assert w.shape == (5, 16, 16) and not np.allclose(w[0], w[1])
 
