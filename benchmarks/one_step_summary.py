@@ -58,11 +58,9 @@ def _online(work: Path, name: str, reference: str | None = None) -> dict[str, An
 
 
 def _speed(work: Path) -> dict[str, dict[str, float]]:
-    """Latency and speed-up vs DM-10 per artifact from ``bench.json`` and then ``bench-thin.json`` (each
-    speed-up measured against DM-10 within its own run; a later file's rows replace an earlier one's)."""
+    """Latency and speed-up vs DM-10 per artifact from ``bench.json`` (every artifact in one run)."""
     out: dict[str, dict[str, float]] = {}
-    rows = [row for f in ("bench.json", "bench-thin.json") if (work / f).exists()
-            for row in json.loads((work / f).read_text()).get("rows", [])]
+    rows = json.loads((work / "bench.json").read_text()).get("rows", []) if (work / "bench.json").exists() else []
     for row in rows:
         name = Path(str(row.get("artifact", ""))).stem
         out.setdefault(name, {})[f"ms@b{row['batch']}"] = float(row["median_ms"])

@@ -120,6 +120,8 @@ def closures(
     warmup: int = typer.Option(5, help="Untimed calls first.", callback=opt.at_least(0)),
     cuda_graph: bool = typer.Option(False, help="Replay a captured CUDA graph where the artifact allows it."),
     baseline: int = typer.Option(0, help="Index of the baseline artifact for speed-ups.", callback=opt.at_least(0)),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's, one per core).",
+                                          callback=opt.at_least(1)),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and machine info as JSON."),
     plot: Optional[Path] = typer.Option(None, help="Bar chart of latencies (PNG)."),
 ) -> None:
@@ -138,7 +140,7 @@ def closures(
                     "min [ms]", "IQR [ms]", "samples/s", "H2D+D2H [ms]", "speed-up"):
             table.add_column(col, justify="right")
         rows = bench_closures([str(a) for a in artifacts], bs, device=device, dtype=dtype, repeat=repeat,
-                              warmup=warmup, cuda_graph=cuda_graph, baseline=baseline,
+                              warmup=warmup, cuda_graph=cuda_graph, baseline=baseline, threads=threads,
                               progress=lambda r: console.print(f"  {Path(r.artifact).name} B={r.batch}: "
                                                                f"{r.median_ms:.3f} ms", highlight=False))
         for r in rows:

@@ -160,12 +160,21 @@ def _time_batch(module: Any, host: np.ndarray, tdtype: torch.dtype, device: str,
 
 def bench_closures(paths: list[str | Path], batches: list[int], device: str = "cpu", dtype: str = "float32",
                    repeat: int = 50, warmup: int = 5, cuda_graph: bool = False, baseline: int = 0,
-                   progress: Callable[[ClosureTiming], None] | None = None) -> list[ClosureTiming]:
-    """Time every artifact at every batch; speed-ups are relative to ``paths[baseline]`` at the same batch."""
+                   progress: Callable[[ClosureTiming], None] | None = None,
+                   threads: int | None = None) -> list[ClosureTiming]:
+    """Time every artifact at every batch; speed-ups are relative to ``paths[baseline]`` at the same batch.
+
+    ``threads`` sets torch's CPU threads for the whole process (``torch.set_num_threads``; default: leave
+    torch's own setting, one per core). At batch 1 on a CPU one thread is fastest for the small closures
+    (no fork-join per operator); the machine info of :func:`write_json` records the setting."""
     if not paths:
         raise ConfigurationError("bench closures needs at least one artifact")
     if not 0 <= baseline < len(paths):
         raise ConfigurationError(f"baseline index {baseline} is outside 0..{len(paths) - 1}")
+    if threads is not None:
+        if threads < 1:
+            raise ConfigurationError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     rows: list[ClosureTiming] = []
     for p in paths:
         for r in time_artifact(p, batches, device, dtype, repeat, warmup, cuda_graph):

@@ -38,10 +38,18 @@ def test_timing_a_trivial_artifact_returns_sane_numbers(tmp_path: Path) -> None:
 
 def test_bench_closures_cli_writes_json_and_plot(tmp_path: Path) -> None:
     a = save(tmp_path / "a.pt", 10, 3e6)
-    result = CliRunner().invoke(app, ["bench", "closures", str(a), "--batch", "1,2", "--repeat", "3",
-                                      "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "r.json").exists() and (tmp_path / "r.png").stat().st_size > 1000
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, ["bench", "closures", str(a), "--batch", "1,2", "--repeat", "3",
+                                          "--threads", "1", "--json", str(tmp_path / "r.json"),
+                                          "--plot", str(tmp_path / "r.png")])
+        assert result.exit_code == 0, result.output
+        assert json.loads((tmp_path / "r.json").read_text())["machine"]["torch_threads"] == 1
+        assert (tmp_path / "r.png").stat().st_size > 1000
+        refused = CliRunner().invoke(app, ["bench", "closures", str(a), "--threads", "0"])
+        assert refused.exit_code == 2 and "threads" in refused.output
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_bench_refuses_bad_input_clearly(tmp_path: Path) -> None:
