@@ -15,6 +15,8 @@ Modules (one concept each):
 - :mod:`closure.data`, :mod:`closure.models`, :mod:`closure.training`, :mod:`closure.evaluation`,
   :mod:`closure.export` — datasets, every family by name, ``kolmo train`` / ``evaluate apriori`` /
   ``export``.
+- :mod:`closure.inference` — the inference form an artifact scripts (small spectral convolutions as DFT
+  matrix products; the same map to round-off).
 
 The ``kolmo demo`` orchestration is application code: :mod:`cli.workflows.demo`.
 """
@@ -23,6 +25,7 @@ from closure.autoencoders import BlockAverageEncoder, ConvAutoencoder, PCAAutoen
 from closure.data import Normalisation
 from closure.evaluation import evaluate_model, evaluate_run
 from closure.export import export_closure, export_model
+from closure.inference import MatrixSpectralConv2d, inference_form
 from closure.models import ClosureModel, ModelConfig, build_model
 from closure.training import TrainConfig, load_run, train
 from closure.networks import ConditionalFNO, ConditionalMLP, FNOConfig, count_flops, count_parameters
@@ -59,6 +62,8 @@ __all__ = [
     "evaluate_run",
     "export_closure",
     "export_model",
+    "inference_form",
+    "MatrixSpectralConv2d",
     "BlockAverageEncoder",
     "ConvAutoencoder",
     "PCAAutoencoder",
