@@ -16,8 +16,9 @@ and ``noise[1:]`` the per-step increments; ``n`` the latent size, or ``N`` for p
 ``sampler``, ``device``, ``flops_per_sample``, ``parameters``, ``latent``.
 
 What is scripted is the model's inference form (:func:`closure.inference.inference_form`: the latent
-generator's small spectral convolutions as matrix products, the same map to round-off; metadata
-``matrix_dft_layers`` counts them), checked against the original eager model.
+generator's small spectral convolutions as matrix products, and a flow-matching Euler sampler's time path
+evaluated once for its fixed times; the same map to round-off; metadata ``matrix_dft_layers`` and
+``precomputed_time_paths`` count them), checked against the original eager model.
 
 Writing (:func:`export_closure`): script, save under a temporary name beside ``--out``, reload with
 the hosts' loader :func:`coupling.artifact.load_artifact`, compare with the eager model on fixed noise (max abs difference ≤ ``rtol × σ_H``,
@@ -54,7 +55,7 @@ from torch import Tensor, nn
 from closure.data import Normalisation
 from closure.errors import AOTIUnavailableError, ConfigurationError, ExportCheckError, ExportError, \
     OutputExistsError
-from closure.inference import MatrixSpectralConv2d, inference_form, spectral_grids
+from closure.inference import MatrixSpectralConv2d, TimeGridFlowEuler, inference_form, spectral_grids
 from closure.models import ClosureModel
 from coupling.aoti import MODEL_NAME as AOTI_MODEL_NAME
 from coupling.artifact import DTYPES, FORMAT, FORMAT_VERSION, METADATA_FILE, load_artifact, resolve_device
@@ -264,6 +265,7 @@ def export_model(model: ClosureModel, normalisation: Normalisation, dataset: dic
     grids = spectral_grids(artifact, lambda: artifact.sample(omega, noise))
     artifact = inference_form(artifact, grids)
     meta["matrix_dft_layers"] = sum(isinstance(m, MatrixSpectralConv2d) for m in artifact.modules())
+    meta["precomputed_time_paths"] = sum(isinstance(m, TimeGridFlowEuler) for m in artifact.modules())
     if format == "aoti":
         return _export_aoti(artifact, meta, out, omega, noise, reference, normalisation, dtype, dev, t0)
     tmp = _new_temporary(out, ".pt")

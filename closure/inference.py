@@ -21,19 +21,29 @@ float32).
 64² physical FNO with 6 modes, 589,824 entries, where the FFT is cheaper) in a deep copy of a module.
 :func:`closure.export.export_model` scripts that copy and checks it against the original eager model.
 Training keeps the FFT form.
+
+A flow-matching Euler sampler (:class:`closure.samplers.FlowEuler`: FM, reflow) evaluates its network at
+the fixed times ``t_k = k / n_steps`` only, so the FNO's time path — Gaussian-Fourier features, a dense
+layer, GELU and one dense shift per Fourier layer, fourteen operators on a few hundred numbers — gives
+the same vectors at every call. :class:`TimeGridFlowEuler` evaluates it once, when the inference form
+is built, and its :class:`TimeGridFNO` adds the stored shifts ``A_l e(t_k)``.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from closure.fourier_layers import SpectralConv2d
+from closure.networks import ConditionalFNO, _match_grid
+from closure.samplers import FlowEuler, Sampler
 
-__all__ = ["MATRIX_DFT_MAX_ENTRIES", "MatrixSpectralConv2d", "inference_form", "spectral_grids"]
+__all__ = ["MATRIX_DFT_MAX_ENTRIES", "MatrixSpectralConv2d", "TimeGridFNO", "TimeGridFlowEuler", "inference_form",
+           "spectral_grids"]
 
 MATRIX_DFT_MAX_ENTRIES = 65_536
 """Largest ``n² · 2P`` (entries of each DFT matrix) for which :func:`inference_form` uses matrices.
@@ -162,8 +172,94 @@ def spectral_grids(module: nn.Module, run: Callable[[], object]) -> Dict[str, in
     return grids
 
 
+class TimeGridFNO(nn.Module):
+    """A :class:`ConditionalFNO` whose time path is evaluated once, for a fixed grid of times.
+
+    ``at_step(k, x_t, c)`` equals ``net(t_k, x_t, c)``: the shifts ``s_{k,l} = A_l GELU(D e(t_k))`` of the
+    x-branch's Fourier layers are stored (``shifts``, shape (K, L, width)) and the rest of the network is
+    ``net``'s own modules (shared, not copied).
+
+    Parameters
+    ----------
+    net : ConditionalFNO
+        A one-time network (``two_times`` false).
+    times : Tensor, shape (K,)
+        The times it will be called at (cast to the network's dtype first, as a call would).
+    """
+
+    def __init__(self, net: ConditionalFNO, times: Tensor) -> None:
+        super().__init__()
+        if net.two_times:
+            raise ValueError("TimeGridFNO takes a one-time network; this one also takes the jump's end time")
+        self.channels = net.channels
+        self.lift_x = net.lift_x
+        self.lift_c = net.lift_c
+        self.x_layers = nn.ModuleList([layer.layer for layer in net.x_layers])
+        self.c_layers = net.c_layers
+        self.fuse = net.fuse
+        self.project_hidden = net.project_hidden
+        self.project_out = net.project_out
+        dtype = net.lift_x.weight.dtype
+        with torch.no_grad():
+            e = F.gelu(net.time_dense(net.time_embedding(times.to(device=net.lift_x.weight.device, dtype=dtype))))
+            shifts = torch.stack([layer.shift(e) for layer in net.x_layers], dim=1)  # (K, L, width)
+        self.register_buffer("shifts", shifts.clone())
+
+    @torch.jit.export
+    def at_step(self, k: int, x_t: Tensor, c: Tensor) -> Tensor:
+        """``v(t_k, x_t, c)`` for ``x_t`` (B, C, n, n) and ``c`` (B, Cc, m, m); returns (B, C, n, n)."""
+        if x_t.dim() != 4 or x_t.shape[1] != self.channels:
+            raise ValueError("x_t must have shape (B, " + str(self.channels) + ", n, n), got " + str(list(x_t.shape)))
+        shifts = self.shifts[k]
+        h = self.lift_x(x_t)
+        for i, layer in enumerate(self.x_layers):
+            h = layer(h + shifts[i][None, :, None, None])
+        g = self.lift_c(_match_grid(c, x_t.shape[-1]))
+        for layer in self.c_layers:
+            g = layer(g)
+        v = F.gelu(self.fuse(torch.cat([h, g], dim=1)))
+        v = F.gelu(self.project_hidden(v))
+        return self.project_out(v)
+
+    def forward(self, k: int, x_t: Tensor, c: Tensor) -> Tensor:
+        """Same as :meth:`at_step`."""
+        return self.at_step(k, x_t, c)
+
+
+class TimeGridFlowEuler(Sampler):
+    """:class:`FlowEuler` with a :class:`TimeGridFNO`: ``x_{k+1} = x_k + Δt v(t_k, x_k, c)``, the same scheme.
+
+    Parameters
+    ----------
+    sampler : FlowEuler
+        A flow-matching Euler sampler whose network is a one-time :class:`ConditionalFNO`.
+    """
+
+    def __init__(self, sampler: FlowEuler) -> None:
+        times = sampler.times.detach().clone()
+        super().__init__(TimeGridFNO(sampler.network, times[:-1]), sampler.n_steps, sampler.name, sampler.nfe)
+        self.register_buffer("times", times)
+
+    def _run(self, x_init: Tensor, c: Tensor, step_noise: Optional[Tensor], keep: bool) -> Tuple[Tensor, List[Tensor]]:
+        x = x_init
+        states: List[Tensor] = [x] if keep else []
+        times = self.times.to(x.dtype)
+        for k in range(self.n_steps):
+            dt = times[k + 1] - times[k]
+            x = x + dt * self.network.at_step(k, x, c)
+            if keep:
+                states.append(x)
+        return x, states
+
+
+def _time_grid_sampler(module: nn.Module) -> bool:
+    """Whether ``module`` is a plain :class:`FlowEuler` over a one-time :class:`ConditionalFNO`."""
+    return type(module) is FlowEuler and isinstance(module.network, ConditionalFNO) and not module.network.two_times
+
+
 def inference_form(module: nn.Module, grids: Dict[str, int]) -> nn.Module:
-    """A deep copy of ``module`` with each small :class:`SpectralConv2d` as a :class:`MatrixSpectralConv2d`.
+    """A deep copy of ``module`` with each small :class:`SpectralConv2d` as a :class:`MatrixSpectralConv2d`
+    and each flow-matching Euler sampler over a conditional FNO as a :class:`TimeGridFlowEuler`.
 
     Parameters
     ----------
@@ -175,7 +271,8 @@ def inference_form(module: nn.Module, grids: Dict[str, int]) -> nn.Module:
     Returns
     -------
     nn.Module
-        The copy, in eval mode; layers with ``n² · 2P > MATRIX_DFT_MAX_ENTRIES`` keep the FFT.
+        The copy, in eval mode; layers with ``n² · 2P > MATRIX_DFT_MAX_ENTRIES`` keep the FFT; other
+        samplers (interpolants, VE-SDE, MeanFlow jumps) keep their networks' time paths.
     """
     fast = copy.deepcopy(module).eval()
     for name, n in grids.items():
@@ -186,4 +283,11 @@ def inference_form(module: nn.Module, grids: Dict[str, int]) -> nn.Module:
             raise ValueError(f"{name} is not a SpectralConv2d in the copy")
         if n * n * 4 * conv.modes * conv.modes <= MATRIX_DFT_MAX_ENTRIES:
             setattr(parent, child_name, MatrixSpectralConv2d(conv, n))
+    replaced: Dict[int, TimeGridFlowEuler] = {}  # one replacement per sampler, however many attributes hold it
+    for parent in list(fast.modules()):
+        for child_name, child in list(parent._modules.items()):  # every name, also a second name of one child
+            if child is not None and _time_grid_sampler(child):
+                if id(child) not in replaced:
+                    replaced[id(child)] = TimeGridFlowEuler(child)
+                setattr(parent, child_name, replaced[id(child)])
     return fast

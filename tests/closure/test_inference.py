@@ -8,8 +8,9 @@ import torch
 
 from closure.export import ClosureArtifact, export_model
 from closure.fourier_layers import SpectralConv2d
-from closure.inference import MatrixSpectralConv2d, inference_form, spectral_grids
+from closure.inference import MatrixSpectralConv2d, TimeGridFlowEuler, TimeGridFNO, inference_form, spectral_grids
 from closure.networks import ConditionalFNO, FNOConfig
+from closure.samplers import FlowEuler, MeanFlowJump
 from coupling.artifact import load_artifact
 from tests.closure.test_export import DATASET, NORM, tiny
 
@@ -68,6 +69,7 @@ def test_exported_artifact_runs_the_matrix_form_frozen(tmp_path):
     res = export_model(m, NORM, DATASET, tmp_path / "c.pt", run_id="r1")
     n_spectral = sum(isinstance(x, SpectralConv2d) for x in m.modules())
     assert n_spectral > 0 and res.metadata["matrix_dft_layers"] == n_spectral  # all small at this size
+    assert res.metadata["precomputed_time_paths"] == 1  # the one-step FM sampler
     frozen = load_artifact(res.path).module
     assert list(frozen.parameters()) == []  # weights are constants of the frozen graph
     saved = load_artifact(res.path, freeze=False).module
@@ -81,3 +83,35 @@ def test_exported_artifact_runs_the_matrix_form_frozen(tmp_path):
         want = eager.sample(omega, noise)
         for module in (frozen, saved):
             assert float((module.sample(omega, noise) - want).abs().max()) <= 1e-5 * NORM.closure_std
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_time_grid_sampler_equals_the_flow_euler_sampler(n_steps):
+    torch.manual_seed(1)
+    net = ConditionalFNO(FNOConfig(modes=2, width=6)).eval()
+    sampler = FlowEuler(net, n_steps).eval()
+    fast = TimeGridFlowEuler(sampler).eval()
+    x0, c = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        want, got = sampler(x0, c), fast(x0, c)
+        (states_want, straight_want), (states_got, straight_got) = sampler.trajectory(x0, c), fast.trajectory(x0, c)
+    assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+    assert states_got.shape == states_want.shape == (n_steps + 1, 3, 1, 8, 8)
+    assert float((straight_got - straight_want).abs().max()) <= 1e-4
+    assert fast.nfe == sampler.nfe == n_steps and fast.name == sampler.name
+    scripted = torch.jit.script(fast)
+    with torch.no_grad():
+        assert float((scripted(x0, c) - want).abs().max()) <= 1e-5 * float(want.abs().max())
+
+
+def test_inference_form_swaps_only_one_time_flow_euler_samplers_once():
+    one_time = FlowEuler(ConditionalFNO(FNOConfig(modes=2, width=4)), 2)
+    jumps = MeanFlowJump(ConditionalFNO(FNOConfig(modes=2, width=4, two_times=True)), 1)
+    holder = torch.nn.ModuleDict({"a": one_time, "b": jumps})
+    holder.alias = one_time  # the same sampler under two names, as ClosureArtifact holds it
+    fast = inference_form(holder, {})
+    assert isinstance(fast["a"], TimeGridFlowEuler) and fast.alias is fast["a"]
+    assert type(fast["b"]) is MeanFlowJump
+    assert type(holder["a"]) is FlowEuler  # the original is untouched
+    with pytest.raises(ValueError, match="one-time"):
+        TimeGridFNO(jumps.network, torch.zeros(1))
