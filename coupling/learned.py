@@ -314,8 +314,13 @@ class ArtifactClosure(Closure):
         :meth:`Closure.check_layout`: a real floating dtype, shape ``(B, N, N)`` (probed at load by
         :func:`~coupling.artifact.check_contract`; checked again here because the held spectrum is
         built from it)."""
-        h_np = h.detach().numpy() if h.device.type == "cpu" else h.detach().cpu().numpy()
-        return self.check_layout(h_np, expected)
+        try:  # on the CPU and without autograd (load_artifact turned it off): the tensor's own memory
+            h_np = h.numpy()
+        except (RuntimeError, TypeError):  # on a GPU, or a tensor that requires grad
+            h_np = h.detach().cpu().numpy()
+        if h_np.dtype.kind != "f" or h_np.shape != expected:  # one test on the path taken (cold after the network)
+            self.check_layout(h_np, expected)
+        return h_np
 
     # ------------------------------------------------------------------ restart and description
     def get_state(self) -> dict[str, Any]:
