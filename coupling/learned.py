@@ -94,8 +94,6 @@ class _Buffers:
     z, raw, rejected
         Jitter draws ``(B, N, N//2+1, 2)`` float64 (:func:`~coupling.spectral_jitter.noise_draw_shape`)
         and the jitter stream's scratch.
-    tables
-        The ziggurat tables (:data:`coupling.normal_stream.TABLES`).
     scale
         ``1/N⁴``, the normalisation of the injection diagnostics.
     """
@@ -111,10 +109,9 @@ class _Buffers:
         self.noise_host = torch.empty(noise_shape, dtype=dtype)
         self.noise_flat = self.noise_host.numpy().reshape(-1)  # shares memory with noise_host
         self.noise = None if device.type == "cpu" else torch.empty(noise_shape, dtype=dtype, device=device)
-        _, self.noise_raw, self.noise_rejected, *_ = noise_stream.kernel_args(self.noise_flat.size)
+        _, self.noise_raw, self.noise_rejected = noise_stream.kernel_args(self.noise_flat.size)
         self.z = np.empty(noise_draw_shape(batch, n))
-        _, self.raw, self.rejected, *tables = jitter_stream.kernel_args(self.z.size)
-        self.tables = tuple(tables)
+        _, self.raw, self.rejected = jitter_stream.kernel_args(self.z.size)
         self.scale = 1.0 / float(n) ** 4
         self.unused_injection = np.zeros((2, batch))  # the kernels' argument when no diagnostics are asked for
         self.finite = np.ones(batch, dtype=np.bool_)  # per member: the fresh sample is finite
@@ -233,7 +230,7 @@ class ArtifactClosure(Closure):
             buf = self._buffers
             assert buf is not None
             s = self.jitter_stream
-            jitter_step_numba(s.state, buf.raw, buf.rejected, *buf.tables, buf.z, held, self.jitter,
+            jitter_step_numba(s.state, buf.raw, buf.rejected, buf.z, held, self.jitter,
                               state.omega_hat, state.grid.inv_k2, buf.scale,
                               buf.unused_injection if injection is None else injection, injection is not None)
             self.jitters += 1
@@ -280,12 +277,12 @@ class ArtifactClosure(Closure):
         fft, plans, ns = buf.fft, buf.plans, self.noise_stream
         if plans is not None:
             network_input_numba(omega_hat, fft.spec, fft.real, plans.execute, plans.inverse, buf.x_np, ns.state,
-                                buf.noise_raw, buf.noise_rejected, *buf.tables, buf.noise_flat)
+                                buf.noise_raw, buf.noise_rejected, buf.noise_flat)
         else:
             fft.spec[...] = omega_hat
             fft.inverse()  # real = N² ω
             scale_cast_numba(fft.real, 1.0 / (n * n), buf.x_np)  # the network input ω, rounded once
-            fill_standard_normal_numba(ns.state, buf.noise_raw, buf.noise_rejected, buf.noise_flat, *buf.tables)
+            fill_standard_normal_numba(ns.state, buf.noise_raw, buf.noise_rejected, buf.noise_flat)
         x = buf.x_host if buf.x is None else buf.x.copy_(buf.x_host)
         noise = buf.noise_host if buf.noise is None else buf.noise.copy_(buf.noise_host)
         # no inference-mode context: load_artifact turned the parameters' gradients off already

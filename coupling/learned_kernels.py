@@ -57,12 +57,11 @@ def cast_and_check_numba(src, dst, finite):  # pragma: no cover
 
 
 @njit(cache=True)
-def network_input_numba(omega_hat, spec, real, execute, plan_inverse, x, state, raw, rejected, ki, wi, fi,
-                        noise):  # pragma: no cover
+def network_input_numba(omega_hat, spec, real, execute, plan_inverse, x, state, raw, rejected, noise):  # pragma: no cover
     """Before the network call, one compiled call: ``spec ← ω̂``, ``real ← N² irfft2(spec)`` (the FFTW
     plan ``plan_inverse`` on these buffers), ``x ← real / N²`` in ``x``'s dtype (:func:`scale_cast_numba`),
     and ``noise`` (1-D view of the sample noise, any float dtype) ← standard normals of the stream
-    ``(state, raw, rejected, ki, wi, fi)`` (:func:`~coupling.normal_stream.fill_standard_normal_numba`)."""
+    ``(state, raw, rejected)`` (:func:`~coupling.normal_stream.fill_standard_normal_numba`)."""
     b_count, n, m = spec.shape
     for b in range(b_count):
         for j in range(n):
@@ -70,7 +69,7 @@ def network_input_numba(omega_hat, spec, real, execute, plan_inverse, x, state, 
                 spec[b, j, i] = omega_hat[b, j, i]
     fftw_execute(execute, plan_inverse)
     scale_cast_numba(real, 1.0 / (n * n), x)
-    fill_standard_normal_numba(state, raw, rejected, noise, ki, wi, fi)
+    fill_standard_normal_numba(state, raw, rejected, noise)
     return x
 
 

@@ -41,7 +41,7 @@ from numba import njit, uint64
 from kolmo.errors import ConfigurationError
 
 __all__ = ["LANES", "TABLES", "NormalStream", "seed_state", "ziggurat_tables", "fill_standard_normal_numba",
-           "candidate_words_numba", "candidate_numba", "rejected_numba", "complete_rejected_numba", "lane_words_numba"]
+           "candidate_words_numba", "candidate_numba", "candidates_numba", "rejected_numba", "complete_rejected_numba", "lane_words_numba"]
 
 LANES = 16
 """Independent xoshiro256++ generators advanced side by side (one vector of 64-bit words per round)."""
@@ -80,7 +80,10 @@ def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 _KI, _WI, _FI = ziggurat_tables()
 TABLES = (_KI.astype(np.int32), np.concatenate([_WI, -_WI]), _FI)
-"""``(ki, wi, fi)`` as :func:`fill_standard_normal_numba` takes them (int32 ``ki``; ``wi`` with the signed half)."""
+"""``(ki, wi, fi)`` as the kernels use them: int32 ``ki``; ``wi`` ``(512,)``, the layer widths then their
+negatives (bits 0–8 of a candidate index it, layer and sign at once). The kernels read them as global
+constants (compiled in: the compiler then knows they alias no argument and vectorises the gathers)."""
+_KI32, _WIS, _FIS = TABLES
 
 
 def seed_state(seed: int, stream: str = "") -> np.ndarray:
@@ -98,9 +101,10 @@ def seed_state(seed: int, stream: str = "") -> np.ndarray:
 
 
 @njit(cache=True)
-def complete_rejected_numba(state, flat, rejected, bad, out, ki, wi, fi):  # pragma: no cover
+def complete_rejected_numba(state, flat, rejected, bad, out):  # pragma: no cover
     """The slow path: complete each rejected candidate ``out[rejected[q]]`` (its 32 bits in ``flat``) by
     the ziggurat's own continuation, drawing from the last generator of ``state`` (kept in registers)."""
+    ki, wi, fi = _KI32, _WIS, _FIS
     col = state.shape[1] - 1
     s0, s1, s2, s3 = state[0, col], state[1, col], state[2, col], state[3, col]
     for q in range(bad):
@@ -197,16 +201,25 @@ def candidate_words_numba(state, raw, n):  # pragma: no cover
 
 
 @njit(cache=True, inline="always")
-def candidate_numba(v, wi):  # pragma: no cover
+def candidate_numba(v):  # pragma: no cover
     """The ziggurat's candidate of the 32 bits ``v`` (int32): bits 0–7 the layer, 8 the sign, 9–31 the abscissa."""
-    return np.float64((v >> 9) & 0x7FFFFF) * wi[v & 0x1FF]
+    return np.float64((v >> 9) & 0x7FFFFF) * _WIS[v & 0x1FF]
 
 
 @njit(cache=True, fastmath=True)
-def rejected_numba(cand, n, rejected, ki):  # pragma: no cover
+def candidates_numba(cand, out, n):  # pragma: no cover
+    """``out[k]`` ← the candidate of ``cand[k]`` for ``k < n``: the fast path for every one (no branch; the
+    table is a compiled-in constant, so the loop is vectorised with gathers)."""
+    for k in range(n):
+        out[k] = np.float64((cand[k] >> 9) & 0x7FFFFF) * _WIS[cand[k] & 0x1FF]
+
+
+@njit(cache=True, fastmath=True)
+def rejected_numba(cand, n, rejected):  # pragma: no cover
     """``rejected[:bad]`` ← the candidates ``k < n`` outside their layer's rectangle (about 1.5 %), in
     increasing order; returns ``bad``. Blocks of 8 are tested at once (vectorised) and only a block with
     a rejection is scanned one by one."""
+    ki = _KI32
     bad = 0
     for blk in range(n // 8):
         hit = False
@@ -228,19 +241,16 @@ def rejected_numba(cand, n, rejected, ki):  # pragma: no cover
 
 
 @njit(cache=True, fastmath=True)
-def fill_standard_normal_numba(state, raw, rejected, out, ki, wi, fi):  # pragma: no cover
+def fill_standard_normal_numba(state, raw, rejected, out):  # pragma: no cover
     """``out`` (1-D, ``n`` values, float64 or float32) ← i.i.d. N(0, 1) from ``state`` (module docstring),
     in place.
 
-    ``raw`` ``(ceil(ceil(n/2)/LANES), LANES)`` uint64 and ``rejected`` ``(n,)`` int64 are scratch; ``ki``
-    ``(256,)`` int32, ``wi`` ``(512,)`` (the layer widths, then their negatives: bits 0–8 of a candidate
-    index it, layer and sign at once) and ``fi`` ``(256,)`` are :data:`TABLES`."""
+    ``raw`` ``(ceil(ceil(n/2)/LANES), LANES)`` uint64 and ``rejected`` ``(n,)`` int64 are scratch."""
     n = out.size
     cand = candidate_words_numba(state, raw, n)
-    for k in range(n):  # the fast path for every candidate (no branch)
-        out[k] = candidate_numba(cand[k], wi)
-    bad = rejected_numba(cand, n, rejected, ki)
-    complete_rejected_numba(state, raw.reshape(-1), rejected, bad, out, ki, wi, fi)
+    candidates_numba(cand, out, n)
+    bad = rejected_numba(cand, n, rejected)
+    complete_rejected_numba(state, raw.reshape(-1), rejected, bad, out)
     return out
 
 
@@ -274,10 +284,10 @@ class NormalStream:
         return self._raw, self._rejected
 
     def kernel_args(self, n: int) -> tuple[np.ndarray, ...]:
-        """``(state, raw, rejected, ki, wi, fi)``: the arguments of :func:`fill_standard_normal_numba` for a
+        """``(state, raw, rejected)``: the arguments of :func:`fill_standard_normal_numba` for a
         fill of ``n`` normals, for compiled callers (they advance :attr:`state` in place)."""
         raw, rejected = self.scratch(n)
-        return (self.state, raw, rejected, *TABLES)
+        return self.state, raw, rejected
 
     def fill(self, out: np.ndarray) -> np.ndarray:
         """``out`` (C-contiguous float64, any shape) ← standard normals, in place; returns ``out``."""
@@ -285,7 +295,7 @@ class NormalStream:
             raise ConfigurationError(f"normal stream output is {out.dtype} (C-contiguous: {out.flags.c_contiguous}), "
                                      "expected a C-contiguous float64 array")
         raw, rejected = self.scratch(out.size)
-        fill_standard_normal_numba(self.state, raw, rejected, out.reshape(-1), *TABLES)
+        fill_standard_normal_numba(self.state, raw, rejected, out.reshape(-1))
         return out
 
     def get_state(self) -> np.ndarray:

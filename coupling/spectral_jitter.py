@@ -94,11 +94,11 @@ def add_spectral_white_noise_numba(held, z, std):  # pragma: no cover
 
 
 @njit(cache=True)
-def jitter_step_numba(state, raw, rejected, ki, wi, fi, z, held, std, omega_hat, inv_k2, scale, injection,
+def jitter_step_numba(state, raw, rejected, z, held, std, omega_hat, inv_k2, scale, injection,
                       with_injection):  # pragma: no cover
     r"""One jitter step in one pass, compiled: ``held += rfft2(std η)`` with the standard normals ``z``
     ``(B, N, N//2+1, 2)`` that :func:`~coupling.normal_stream.fill_standard_normal_numba` would draw from
-    the stream ``(state, raw, rejected, ki, wi, fi)`` (the same numbers, the same layout as
+    the stream ``(state, raw, rejected)`` (the same numbers, the same layout as
     :func:`add_spectral_white_noise_numba`), and, if ``with_injection``, ``injection`` ``(2, B)`` ← ⟨ψH⟩,
     ⟨ωH⟩ of the new ``held`` (the sums of :func:`kolmo.diagnostics.closure_injection_numba`, in its order,
     ``scale = 1/N⁴``: the same bits).
@@ -111,7 +111,7 @@ def jitter_step_numba(state, raw, rejected, ki, wi, fi, z, held, std, omega_hat,
     half = n // 2
     general = std * n / np.sqrt(2.0)
     real = std * n
-    fill_standard_normal_numba(state, raw, rejected, z.reshape(-1), ki, wi, fi)
+    fill_standard_normal_numba(state, raw, rejected, z.reshape(-1))
     for b in range(b_count):
         e = 0.0
         s = 0.0

@@ -58,7 +58,7 @@ def test_about_one_and_a_half_percent_of_candidates_take_the_slow_path() -> None
     raw, rejected = s.scratch(n)
     out = s.fill(np.empty(n))
     cand = raw.reshape(-1).view(np.int32)
-    bad = rejected_numba(cand, n, rejected, TABLES[0])
+    bad = rejected_numba(cand, n, rejected)
     assert 0.012 < bad / n < 0.018
     # the fast-path candidates are returned as drawn: x = ±u w_layer
     fast = np.setdiff1d(np.arange(n), rejected[:bad])
@@ -86,8 +86,8 @@ def test_the_saved_state_continues_the_stream_exactly_and_float32_gets_the_same_
     single = np.empty((3, 16, 9, 2), dtype=np.float32)
     from coupling.normal_stream import fill_standard_normal_numba
 
-    state, raw, rejected, *tables = s.kernel_args(single.size)
-    fill_standard_normal_numba(state, raw, rejected, single.reshape(-1), *tables)
+    state, raw, rejected = s.kernel_args(single.size)
+    fill_standard_normal_numba(state, raw, rejected, single.reshape(-1))
     np.testing.assert_array_equal(single, first.astype(np.float32))
     with pytest.raises(ConfigurationError, match="expected"):
         s.set_state(np.zeros((4, LANES)))
