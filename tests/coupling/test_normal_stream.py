@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from coupling.normal_stream import LANES, TABLES, NormalStream, rejected_numba, ziggurat_tables
+from coupling.normal_stream import (LANES, TABLES, NormalStream, fill_standard_normal_numba, rejected_numba,
+                                    ziggurat_tables)
 from kolmo.errors import ConfigurationError
 
 M = 2_000_000  # draws for the law tests (about 5 ms)
@@ -84,8 +85,6 @@ def test_the_saved_state_continues_the_stream_exactly_and_float32_gets_the_same_
     np.testing.assert_array_equal(s.fill(np.empty((3, 16, 9, 2))), first)
     s.set_state(saved)
     single = np.empty((3, 16, 9, 2), dtype=np.float32)
-    from coupling.normal_stream import fill_standard_normal_numba
-
     state, raw, rejected = s.kernel_args(single.size)
     fill_standard_normal_numba(state, raw, rejected, single.reshape(-1))
     np.testing.assert_array_equal(single, first.astype(np.float32))
