@@ -23,12 +23,19 @@ physical white noise above (:mod:`coupling.spectral_jitter`: per mode complex Ga
 :math:`\sigma_J^2N^2`, Hermitian on the :math:`k_x = 0` and Nyquist columns, real self-conjugate
 modes; equal in distribution to the physical-space jitter, not an approximation) and added in place.
 The held spectrum is float64 (before: the held sample accumulated its jitter in the artifact's dtype).
+No mode is left out: the solver adds the whole of Ĥ to the step's tendency (its 2/3 mask acts on the
+advection only; :mod:`kolmo.stepping`), so every mode of the jitter changes the trajectory.
 
-All randomness (sample noise and jitter) comes from one :class:`torch.Generator` on the device
-seeded with ``seed``, so a seed reproduces an ensemble exactly (for a given B, device and dtype),
-and the held spectrum, the counters and the generator state are saved for a bit-exact restart.
-The jitter draws ``(B, N, N//2+1, 2)`` numbers per step instead of ``(B, N, N)``, so a seed gives
-other trajectories than before this change (the same law).
+All randomness comes from two streams of standard normals seeded with ``seed``
+(:class:`~coupling.normal_stream.NormalStream`: xoshiro256++ and the ziggurat, compiled, on the host;
+about three times faster than torch's generator, and independent of the device): ``"sample noise"``
+(the artifact's noise, cast to its dtype, copied to the device) and ``"jitter"``. A seed reproduces
+an ensemble exactly (for a given B, device and dtype), and the held spectrum, the counters and both
+streams' states are saved for a bit-exact restart. A jitter step is one compiled call
+(:func:`~coupling.spectral_jitter.jitter_step_numba`: draws, addition, and the solver's injection
+diagnostics of the result, ``fills_injection``), and so is each side of the network call on a resample
+(:mod:`coupling.learned_kernels`). Each of these changes gave a seed other trajectories than before it
+(the same law; before, one :class:`torch.Generator` drew both).
 """
 
 from __future__ import annotations
@@ -46,10 +53,14 @@ import torch
 from coupling.artifact import load_artifact
 from coupling.errors import DtypeError
 from coupling.protocol import Closure
-from coupling.learned_kernels import cast_and_check_numba, scale_cast_numba
-from coupling.spectral_jitter import add_spectral_white_noise_numba, noise_draw_shape
+from coupling.learned_kernels import (cast_and_check_numba, held_spectrum_numba, network_input_numba,
+                                      scale_cast_numba)
+from coupling.normal_stream import NormalStream, fill_standard_normal_numba
+from coupling.spectral_jitter import jitter_step_numba, noise_draw_shape
+from kolmo.diagnostics import closure_injection_numba
 from kolmo.errors import ConfigurationError
 from kolmo.fft import RealFFT2
+from kolmo.fftw_numba import numba_plans
 
 if TYPE_CHECKING:
     from kolmo.simulation import CoarseState
@@ -61,40 +72,49 @@ log = logging.getLogger(__name__)
 
 class _Buffers:
     """Preallocated buffers of one batch size: the planned transform (its ``spec`` **is** the held
-    spectrum), the network input, and the jitter draws.
+    spectrum), the network input and sample noise, and the jitter draws.
 
     Attributes
     ----------
     fft : RealFFT2
         ``real`` ``(B, N, N)`` float64 (N²ω, then the fresh sample), ``spec`` ``(B, N, N//2+1)``.
+    plans : NumbaPlans or None
+        FFTW plans on ``fft``'s buffers callable from Numba (:func:`kolmo.fftw_numba.numba_plans`): each
+        side of the network call is then one compiled call (:mod:`coupling.learned_kernels`); ``None``
+        where there are none (the same steps are made from Python).
     x_host, x_np, x
         Network input ``(B, N, N)`` in the artifact's dtype, written through ``x_np`` (the same
         memory as a NumPy array): on the CPU ``x_host`` itself (``x`` is ``None``), on a GPU
         copied into ``x`` on the device.
-    noise
-        The artifact's sample noise ``noise_shape(B)`` on the device (:meth:`noise_for`).
-    z, z_host
-        Jitter draws ``(B, N, N//2+1, 2)`` (:func:`~coupling.spectral_jitter.noise_draw_shape`) on the device,
-        and on the CPU the same memory as a NumPy array (``None`` on a GPU: copied every step).
+    noise_host, noise_flat, noise
+        The artifact's sample noise ``noise_shape(B)`` in its dtype, drawn into ``noise_flat`` (a flat
+        NumPy view of ``noise_host``); on a GPU copied into ``noise`` (``None`` on the CPU).
+    noise_raw, noise_rejected
+        The sample-noise stream's scratch (:meth:`~coupling.normal_stream.NormalStream.kernel_args`).
+    z, raw, rejected
+        Jitter draws ``(B, N, N//2+1, 2)`` float64 (:func:`~coupling.spectral_jitter.noise_draw_shape`)
+        and the jitter stream's scratch.
+    scale
+        ``1/N⁴``, the normalisation of the injection diagnostics.
     """
 
-    def __init__(self, batch: int, n: int, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, batch: int, n: int, device: torch.device, dtype: torch.dtype, noise_shape: list[int],
+                 jitter_stream: NormalStream, noise_stream: NormalStream) -> None:
         self.batch, self.n = int(batch), int(n)
         self.fft = RealFFT2(n, batch)
+        self.plans = numba_plans(self.fft)
         self.x_host = torch.empty((batch, n, n), dtype=dtype)
         self.x_np = self.x_host.numpy()  # shares memory with x_host
         self.x = None if device.type == "cpu" else torch.empty((batch, n, n), dtype=dtype, device=device)
-        self.z = torch.empty(noise_draw_shape(batch, n), dtype=dtype, device=device)
-        self.z_host = self.z.numpy() if device.type == "cpu" else None  # shares memory with z
-        self.device, self.dtype = device, dtype
-        self.noise: torch.Tensor | None = None
+        self.noise_host = torch.empty(noise_shape, dtype=dtype)
+        self.noise_flat = self.noise_host.numpy().reshape(-1)  # shares memory with noise_host
+        self.noise = None if device.type == "cpu" else torch.empty(noise_shape, dtype=dtype, device=device)
+        _, self.noise_raw, self.noise_rejected = noise_stream.kernel_args(self.noise_flat.size)
+        self.z = np.empty(noise_draw_shape(batch, n))
+        _, self.raw, self.rejected = jitter_stream.kernel_args(self.z.size)
+        self.scale = 1.0 / float(n) ** 4
+        self.unused_injection = np.zeros((2, batch))  # the kernels' argument when no diagnostics are asked for
         self.finite = np.ones(batch, dtype=np.bool_)  # per member: the fresh sample is finite
-
-    def noise_for(self, shape: list[int]) -> torch.Tensor:
-        """The preallocated buffer of the artifact's sample noise ``noise_shape(B)`` (made on first use)."""
-        if self.noise is None or list(self.noise.shape) != shape:
-            self.noise = torch.empty(shape, dtype=self.dtype, device=self.device)
-        return self.noise
 
 
 class ArtifactClosure(Closure):
@@ -115,7 +135,7 @@ class ArtifactClosure(Closure):
         Standard deviation of the per-step perturbation of the held sample between resamples
         (solver units); 0 holds the sample unchanged.
     seed
-        Seed of the closure's generator.
+        Seed of the closure's two streams of normals (sample noise and jitter).
     nonfinite
         ``"raise"`` or ``"zero"`` (zero the affected members' samples and count them).
     probe
@@ -139,6 +159,7 @@ class ArtifactClosure(Closure):
 
     resamples = True
     spectral = True  # the solver takes the held spectrum from call_hat (no transform of H between samples)
+    fills_injection = True  # call_hat writes <ψH>, <ωH> into state.injection (fused into the jitter step)
 
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "float32", every: int = 1,
                  jitter: float = 0.0, seed: int = 0, nonfinite: str = "raise", probe: bool = True,
@@ -164,8 +185,8 @@ class ArtifactClosure(Closure):
         self.preset = str(meta["preset"])
         self.dt = float(meta["dt"])
         self.every, self.jitter, self.seed = int(every), float(jitter), int(seed)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.seed)
+        self.noise_stream = NormalStream(self.seed, "sample noise")
+        self.jitter_stream = NormalStream(self.seed, "jitter")
         self._buffers: _Buffers | None = None
         self._held: np.ndarray | None = None  # the held spectrum: self._buffers.fft.spec while holding
         self._sample_step = 0
@@ -185,23 +206,38 @@ class ArtifactClosure(Closure):
         """``rfft2(H)`` ``(B, N, N//2+1)``: the held spectrum, freshly sampled every ``every`` steps and
         jittered in between (:mod:`coupling.spectral_jitter`); a view of an internal buffer, valid
         until the next call. No transform of ``H`` is taken on a step without a resample."""
+        return self._step_hat(state, None)
+
+    def call_hat(self, state: CoarseState) -> np.ndarray:
+        """:meth:`tendency_hat`, counted, and the injection diagnostics of the result written into
+        ``state.injection`` when the solver gives one (``fills_injection``). The checks of
+        :meth:`Closure.checked_hat` (shape, dtype, the non-finite policy) are made on each fresh sample
+        in :meth:`_resample`, where they can fail; the held spectrum stays finite between samples
+        (finite values plus finite noise), so it is not scanned again on every step."""
+        h_hat = self._step_hat(state, state.injection)
+        self.calls += 1
+        return h_hat
+
+    def _step_hat(self, state: CoarseState, injection: np.ndarray | None) -> np.ndarray:
+        """The held spectrum of this step (resampled or jittered), and ⟨ψH⟩, ⟨ωH⟩ of it into ``injection``
+        ``(2, B)`` unless ``None`` (:func:`kolmo.diagnostics.closure_injection_numba`)."""
         b = state.omega_hat.shape[0]
         held = self._held
         if (held is None or held.shape[0] != b or state.step < self._sample_step
                 or state.step - self._sample_step >= self.every):
-            return self._resample(state)
+            return self._resample(state, injection)
         if self.jitter > 0:
-            self._add_jitter(held)
+            buf = self._buffers
+            assert buf is not None
+            s = self.jitter_stream
+            jitter_step_numba(s.state, buf.raw, buf.rejected, buf.z, held, self.jitter,
+                              state.omega_hat, state.grid.inv_k2, buf.scale,
+                              buf.unused_injection if injection is None else injection, injection is not None)
+            self.jitters += 1
+            return held
+        if injection is not None:
+            closure_injection_numba(state.omega_hat, held, state.grid.inv_k2, self._buffers.scale, injection)  # type: ignore[union-attr]
         return held
-
-    def call_hat(self, state: CoarseState) -> np.ndarray:
-        """:meth:`tendency_hat`, counted. The checks of :meth:`Closure.checked_hat` (shape, dtype, the
-        non-finite policy) are made on each fresh sample in :meth:`_resample`, where they can
-        fail; the held spectrum stays finite between samples (finite values plus finite noise), so
-        it is not scanned again on every step."""
-        h_hat = self.tendency_hat(state)
-        self.calls += 1
-        return h_hat
 
     def tendency(self, state: CoarseState) -> np.ndarray:
         """``H`` ``(B, N, N)`` in physical space (a new array): ``irfft2`` of :meth:`tendency_hat`.
@@ -209,15 +245,6 @@ class ArtifactClosure(Closure):
         spectral path."""
         n = state.grid.n
         return np.fft.irfft2(self.tendency_hat(state), s=(n, n))
-
-    def _add_jitter(self, held: np.ndarray) -> None:
-        """``held += rfft2(σ_J η)``: one draw of standard normals into the preallocated buffer, one kernel."""
-        buf = self._buffers
-        assert buf is not None
-        buf.z.normal_(generator=self.generator)  # no autograd on this plain buffer
-        z = buf.z_host if buf.z_host is not None else buf.z.cpu().numpy()
-        add_spectral_white_noise_numba(held, z, self.jitter)
-        self.jitters += 1
 
     def _noise_shape(self, b: int) -> list[int]:
         if b not in self._noise_shapes:
@@ -227,29 +254,37 @@ class ArtifactClosure(Closure):
     def _buffers_for(self, b: int, n: int) -> _Buffers:
         buf = self._buffers
         if buf is None or buf.batch != b or buf.n != n:
-            buf = self._buffers = _Buffers(b, n, self.device, self.torch_dtype)
+            buf = self._buffers = _Buffers(b, n, self.device, self.torch_dtype, self._noise_shape(b),
+                                           self.jitter_stream, self.noise_stream)
         return buf
 
-    def _resample(self, state: CoarseState) -> np.ndarray:
-        """A fresh sample for every member, transformed once into the held spectrum (returned).
+    def _resample(self, state: CoarseState, injection: np.ndarray | None) -> np.ndarray:
+        """A fresh sample for every member, transformed once into the held spectrum (returned), and the
+        injection diagnostics of it into ``injection`` unless ``None``.
 
         ω = irfft2(ω̂) in the preallocated transform buffer, scaled and cast into the preallocated
-        network input in one pass; the noise is drawn into a preallocated buffer. The output is
-        checked here (shape, float dtype), cast into the transform's real buffer with a finiteness
-        check per member in the same pass (:mod:`coupling.learned_kernels`; non-finite members get
-        the closure's policy, so a zeroed sample, not NaN, is what is held and jittered) and
-        transformed forward into the held spectrum."""
+        network input in one pass; the sample noise is drawn into a preallocated buffer (one compiled
+        call with the transform, :func:`~coupling.learned_kernels.network_input_numba`, where the
+        transform has Numba-callable plans). The output is checked here (shape, float dtype), cast into
+        the transform's real buffer with a finiteness check per member in the same pass and transformed
+        forward into the held spectrum (again one compiled call,
+        :func:`~coupling.learned_kernels.held_spectrum_numba`); non-finite members get the closure's
+        policy, so a zeroed sample, not NaN, is what is held and jittered."""
         omega_hat = state.omega_hat
         b, n = omega_hat.shape[0], state.grid.n
         buf = self._buffers_for(b, n)
         self._held = None  # the transforms below overwrite the held spectrum
-        fft = buf.fft
-        fft.spec[...] = omega_hat
-        fft.inverse()  # real = N² ω
-        scale_cast_numba(fft.real, 1.0 / (n * n), buf.x_np)  # the network input ω, rounded once
+        fft, plans, ns = buf.fft, buf.plans, self.noise_stream
+        if plans is not None:
+            network_input_numba(omega_hat, fft.spec, fft.real, plans.execute, plans.inverse, buf.x_np, ns.state,
+                                buf.noise_raw, buf.noise_rejected, buf.noise_flat)
+        else:
+            fft.spec[...] = omega_hat
+            fft.inverse()  # real = N² ω
+            scale_cast_numba(fft.real, 1.0 / (n * n), buf.x_np)  # the network input ω, rounded once
+            fill_standard_normal_numba(ns.state, buf.noise_raw, buf.noise_rejected, buf.noise_flat)
         x = buf.x_host if buf.x is None else buf.x.copy_(buf.x_host)
-        noise = buf.noise_for(self._noise_shape(b))
-        noise.normal_(generator=self.generator)  # the draws of torch.randn(shape, generator=...)
+        noise = buf.noise_host if buf.noise is None else buf.noise.copy_(buf.noise_host)
         # no inference-mode context: load_artifact turned the parameters' gradients off already
         t0 = _time.perf_counter()
         h = self.module.sample(x, noise)
@@ -257,9 +292,15 @@ class ArtifactClosure(Closure):
             torch.cuda.synchronize(self.device)
         self.model_seconds += _time.perf_counter() - t0
         h_np = self._checked_sample(h, fft.real.shape)
-        if cast_and_check_numba(h_np, fft.real, buf.finite):
-            fft.real[self.apply_nonfinite_policy(buf.finite, state)] = 0.0
-        fft.forward()
+        with_injection = injection is not None
+        out = injection if injection is not None else buf.unused_injection
+        if plans is None or held_spectrum_numba(h_np, fft.real, buf.finite, plans.execute, plans.forward, fft.spec,
+                                                omega_hat, state.grid.inv_k2, buf.scale, out, with_injection):
+            if cast_and_check_numba(h_np, fft.real, buf.finite):
+                fft.real[self.apply_nonfinite_policy(buf.finite, state)] = 0.0
+            fft.forward()
+            if with_injection:
+                closure_injection_numba(omega_hat, fft.spec, state.grid.inv_k2, buf.scale, out)
         self._sample_step = int(state.step)
         self.samples += 1
         self._held = fft.spec
@@ -270,14 +311,20 @@ class ArtifactClosure(Closure):
         :meth:`Closure.check_layout`: a real floating dtype, shape ``(B, N, N)`` (probed at load by
         :func:`~coupling.artifact.check_contract`; checked again here because the held spectrum is
         built from it)."""
-        h_np = h.detach().numpy() if h.device.type == "cpu" else h.detach().cpu().numpy()
-        return self.check_layout(h_np, expected)
+        try:  # on the CPU and without autograd (load_artifact turned it off): the tensor's own memory
+            h_np = h.numpy()
+        except (RuntimeError, TypeError):  # on a GPU, or a tensor that requires grad
+            h_np = h.detach().cpu().numpy()
+        if h_np.dtype.kind != "f" or h_np.shape != expected:  # one test on the path taken (cold after the network)
+            self.check_layout(h_np, expected)
+        return h_np
 
     # ------------------------------------------------------------------ restart and description
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         state.update(samples=self.samples, jitters=self.jitters, sample_step=self._sample_step,
-                     generator=self.generator.get_state().cpu().numpy().copy(), dtype=self.dtype_name)
+                     noise_generator=self.noise_stream.get_state(), jitter_generator=self.jitter_stream.get_state(),
+                     dtype=self.dtype_name)
         if self._held is not None:
             state["held_hat"] = self._held.copy()
         return state
@@ -285,7 +332,10 @@ class ArtifactClosure(Closure):
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state`. A restart state written before the held sample was kept in
         spectral space (``held``, physical) is transformed once: the run continues from the same
-        held sample, but its later jitter draws differ from those the old code would have made."""
+        held sample, but its later jitter draws differ from those the old code would have made; so
+        does one written before the noise and the jitter had their own generators (``noise_generator``,
+        ``jitter_generator``; before, one torch generator, ``generator``, now ignored): they then continue
+        from the streams of the seed."""
         super().set_state(state)
         stored = state.get("dtype")
         if stored is not None and stored != self.dtype_name:
@@ -294,8 +344,10 @@ class ArtifactClosure(Closure):
         self.samples = int(state.get("samples", 0))
         self.jitters = int(state.get("jitters", 0))
         self._sample_step = int(state.get("sample_step", 0))
-        if "generator" in state:
-            self.generator.set_state(torch.from_numpy(np.asarray(state["generator"], dtype=np.uint8).copy()))
+        if "noise_generator" in state:
+            self.noise_stream.set_state(state["noise_generator"])
+        if "jitter_generator" in state:
+            self.jitter_stream.set_state(state["jitter_generator"])
         held = state.get("held_hat")
         if held is None and "held" in state:
             held = np.fft.rfft2(np.asarray(state["held"], dtype=np.float64))
@@ -312,5 +364,6 @@ class ArtifactClosure(Closure):
         out.update(closure_artifact=str(self.path), closure_artifact_metadata=json.dumps(self.metadata, sort_keys=True),
                    closure_device=str(self.device), closure_dtype=self.dtype_name, closure_every=self.every,
                    closure_jitter=self.jitter, closure_seed=self.seed, closure_artifact_calls=self.samples,
-                   closure_jitter_updates=self.jitters, closure_model_seconds=self.model_seconds)
+                   closure_jitter_updates=self.jitters, closure_model_seconds=self.model_seconds,
+                   closure_generator="xoshiro256++ ziggurat (coupling.normal_stream), streams 'sample noise' and 'jitter'")
         return out

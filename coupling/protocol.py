@@ -157,6 +157,11 @@ class Closure:
     #: tendency, no transform of H on either side) instead of :meth:`__call__`.
     spectral: bool = False
 
+    #: Whether :meth:`call_hat` also writes the injection diagnostics ⟨ψH⟩, ⟨ωH⟩ of the Ĥ it returns into
+    #: ``state.injection`` when the solver gives one (:class:`kolmo.simulation.ClosureHook`); the solver
+    #: then does not compute them again.
+    fills_injection: bool = False
+
     def tendency_hat(self, state: CoarseState) -> np.ndarray:
         """``rfft2`` of :meth:`tendency`, ``(B, N, N//2+1)`` complex (optional; see :attr:`spectral`)."""
         raise NotImplementedError

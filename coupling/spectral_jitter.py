@@ -34,7 +34,10 @@ The draws are ``z`` of shape ``(B, N, N//2+1, 2)`` (:math:`N^2 + 2N` numbers per
 :math:`2N` that the symmetric entries do not use are drawn and discarded, so the stream does
 not depend on the values). :func:`add_spectral_white_noise_numba` adds :math:`\hat\eta` to a
 held spectrum in place, one pass, no temporaries; :func:`spectral_white_noise_reference` is
-its NumPy definition.
+its NumPy definition. :func:`jitter_step_numba` is a whole jitter step in one compiled call and
+one pass over the spectrum: the draws (:mod:`coupling.normal_stream`), the addition, and the
+solver's injection diagnostics of the result (the sums of
+:func:`kolmo.diagnostics.closure_injection_numba`, in the same order).
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["noise_draw_shape", "spectral_white_noise_reference", "add_spectral_white_noise_numba"]
+from coupling.normal_stream import fill_standard_normal_numba
+
+__all__ = ["noise_draw_shape", "spectral_white_noise_reference", "add_spectral_white_noise_numba",
+           "jitter_step_numba"]
 
 
 def noise_draw_shape(batch: int, n: int) -> tuple[int, int, int, int]:
@@ -85,3 +91,60 @@ def add_spectral_white_noise_numba(held, z, std):  # pragma: no cover
                 held[b, n - j, col] += complex(re, -im)
     return held
 
+
+
+@njit(cache=True)
+def jitter_step_numba(state, raw, rejected, z, held, std, omega_hat, inv_k2, scale, injection,
+                      with_injection):  # pragma: no cover
+    r"""One jitter step in one pass, compiled: ``held += rfft2(std η)`` with the standard normals ``z``
+    ``(B, N, N//2+1, 2)`` that :func:`~coupling.normal_stream.fill_standard_normal_numba` would draw from
+    the stream ``(state, raw, rejected)`` (the same numbers, the same layout as
+    :func:`add_spectral_white_noise_numba`), and, if ``with_injection``, ``injection`` ``(2, B)`` ← ⟨ψH⟩,
+    ⟨ωH⟩ of the new ``held`` (the sums of :func:`kolmo.diagnostics.closure_injection_numba`, in its order,
+    ``scale = 1/N⁴``: the same bits).
+
+    The normals are drawn into ``z`` first (vectorised fast path); then one pass adds them and sums a
+    row's injection terms as soon as the row is final (rows ``N - j`` of the :math:`k_x = 0` and Nyquist
+    columns are written with row ``j < N/2``, before them). No fast-math in that pass: the sums must be
+    those of :func:`~kolmo.diagnostics.closure_injection_numba` to the bit."""
+    b_count, n, m = held.shape
+    half = n // 2
+    general = std * n / np.sqrt(2.0)
+    real = std * n
+    fill_standard_normal_numba(state, raw, rejected, z.reshape(-1))
+    for b in range(b_count):
+        e = 0.0
+        s = 0.0
+        for j in range(n):
+            for i in (0, m - 1):  # the kx = 0 and Nyquist columns: real, Hermitian pairs, or unused
+                if j == 0 or j == half:
+                    held[b, j, i] += real * z[b, j, i, 0]
+                elif j < half:
+                    zr = general * z[b, j, i, 0]
+                    zi = general * z[b, j, i, 1]
+                    held[b, j, i] += complex(zr, zi)
+                    held[b, n - j, i] += complex(zr, -zi)
+            if with_injection:  # row j is final once its own entries are added: its terms in order
+                a = omega_hat[b, j, 0]
+                h = held[b, j, 0]
+                p = 1.0 * (a.real * h.real + a.imag * h.imag)
+                e += p * inv_k2[j, 0]
+                s += p
+            for i in range(1, m - 1):
+                h = held[b, j, i] + complex(general * z[b, j, i, 0], general * z[b, j, i, 1])
+                held[b, j, i] = h
+                if with_injection:
+                    a = omega_hat[b, j, i]
+                    p = 2.0 * (a.real * h.real + a.imag * h.imag)
+                    e += p * inv_k2[j, i]
+                    s += p
+            if with_injection:
+                a = omega_hat[b, j, m - 1]
+                h = held[b, j, m - 1]
+                p = 1.0 * (a.real * h.real + a.imag * h.imag)
+                e += p * inv_k2[j, m - 1]
+                s += p
+        if with_injection:
+            injection[0, b] = e * scale
+            injection[1, b] = s * scale
+    return held

@@ -47,14 +47,19 @@ class CoarseState:
         Step index and simulated time at the start of the step.
     grid, dt
         The solver's grid and time step.
+    injection
+        ``None``, or (for a hook with ``fills_injection``, see :class:`ClosureHook`) the solver's
+        ``(2, B)`` array where the hook's ``call_hat`` writes ⟨ψH⟩, ⟨ωH⟩ of the Ĥ it returns.
     """
 
-    __slots__ = ("omega_hat", "step", "time", "grid", "dt", "_omega", "_inverse")
+    __slots__ = ("omega_hat", "step", "time", "grid", "dt", "injection", "_omega", "_inverse")
 
     def __init__(self, omega_hat: np.ndarray, step: int, time: float, grid: Grid, dt: float,
-                 omega: np.ndarray | None = None, inverse: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 omega: np.ndarray | None = None, inverse: Callable[[np.ndarray], np.ndarray] | None = None,
+                 injection: np.ndarray | None = None) -> None:
         self.omega_hat, self.step, self.time, self.grid, self.dt = omega_hat, step, time, grid, dt
         self._omega, self._inverse = omega, inverse
+        self.injection = injection
 
     @property
     def omega(self) -> np.ndarray:
@@ -81,6 +86,11 @@ class ClosureHook(Protocol):
     ``hook.call_hat(state)`` instead, which returns ``rfft2(H)`` ``(B, N, N//2+1)`` complex, checked
     by the hook in the same way (it saves the hook's inverse transform and the solver's forward
     one; the tendency is the same). A hook without one sets ``spectral = False``.
+
+    Optional ``fills_injection`` (read once, default false): a spectral hook that sets it true writes
+    the injection diagnostics of the Ĥ it returns, exactly :func:`kolmo.diagnostics.closure_injection`
+    (e.g. with :func:`~kolmo.diagnostics.closure_injection_numba`, fused into the pass that makes Ĥ),
+    into ``state.injection`` from ``call_hat``; the solver then does not compute them again.
     """
 
     name: str
@@ -192,6 +202,7 @@ class Simulation:
         self.closure = as_hook(closure)
         if self.closure is not None:  # the closure checks its requirements (grid, target, ...)
             self.closure.validate(c)
+        self._fills_injection = bool(getattr(self.closure, "fills_injection", False))
         if omega0 is None:
             if c.initial == "file":
                 omega0 = load_snapshot(str(c.initial_params["path"]), g.n)
@@ -278,7 +289,9 @@ class Simulation:
 
     def _closure_tendency(self) -> np.ndarray:
         g = self.grid
-        state = CoarseState(self.omega_hat, self.step, self.time, g, self.config.dt, inverse=self.fft.irfft2)
+        fused = self._fills_injection and self.closure.spectral  # type: ignore[union-attr]
+        state = CoarseState(self.omega_hat, self.step, self.time, g, self.config.dt, inverse=self.fft.irfft2,
+                            injection=self._last_closure if fused else None)
         # checked by the hook (ClosureHook): shape, dtype, its non-finite policy
         if self.closure.spectral:  # type: ignore[union-attr]
             # spectral path: the hook returns rfft2(H) itself (no inverse there, no forward here)
@@ -287,8 +300,8 @@ class Simulation:
             self.fft.real[...] = self.closure(state)  # type: ignore[misc]
             self.fft.forward()
             h_hat = self.fft.spec  # valid until the next use of self.fft
-        # energy and enstrophy injected by the closure: <ψ H> and <ω H>
-        diagnostics.closure_injection(g, self.omega_hat, h_hat, self._last_closure)
+        if not fused:  # energy and enstrophy injected by the closure: <ψ H> and <ω H>
+            diagnostics.closure_injection(g, self.omega_hat, h_hat, self._last_closure)
         return h_hat
 
     def scalar_diagnostics(self) -> dict[str, np.ndarray]:

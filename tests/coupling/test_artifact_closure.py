@@ -12,6 +12,7 @@ import torch
 
 from coupling.errors import GridMismatchError, NonFiniteClosureError, PresetMismatchError, TargetMismatchError
 from coupling.learned import ArtifactClosure
+from coupling.normal_stream import NormalStream
 from coupling.protocol import ClosureWarning
 from kolmo.errors import NonFiniteError, ShapeError
 from kolmo.io import partial_path
@@ -102,15 +103,14 @@ def test_the_held_spectrum_gives_the_trajectory_of_the_old_physical_path_without
     path = make_artifact(TwoStepNoise(16, s=1e-1))
     cfg = reduced_config(16, members=3, t_end=0.03, seed=4)
     module = torch.jit.load(str(path))
-    generator = torch.Generator()
-    generator.manual_seed(7)
+    stream = NormalStream(7, "sample noise")  # the closure's seeded stream of sample noise
     held: dict[str, object] = {}
 
     def physical_path(state) -> np.ndarray:  # noqa: ANN001
         if "h" not in held or state.step - int(held["step"]) >= 5:
             with torch.inference_mode():
                 x = torch.from_numpy(state.omega).to(torch.float32)
-                noise = torch.randn(module.noise_shape(x.shape[0]), generator=generator, dtype=torch.float32)
+                noise = torch.from_numpy(stream.fill(np.empty(module.noise_shape(x.shape[0]))).astype(np.float32))
                 held.update(h=module.sample(x, noise).to(torch.float64).numpy(), step=state.step)
         return held["h"]  # type: ignore[return-value]
 
@@ -232,3 +232,36 @@ def test_a_restart_state_holding_the_physical_sample_of_older_run_files_is_held_
     for step in (1, 2):
         np.testing.assert_allclose(c.call_hat(coarse_state(omega, step)), np.fft.rfft2(held), atol=1e-12)
     assert c.samples == 1 and c.calls == 5 and "held_hat" in c.get_state()
+
+
+def test_the_closures_own_injection_diagnostics_and_compiled_resample_equal_the_solvers_and_the_python_path(
+        make_artifact) -> None:
+    """``fills_injection``: the closure_energy / closure_enstrophy the closure writes (fused into its jitter
+    and resample steps) are those the solver computes from the same Ĥ, bit for bit, on the same
+    trajectory; and the resample's compiled kernels (FFTW plans called from Numba) give the trajectory of
+    the Python path (the same steps without them) to round-off."""
+    path = make_artifact(TwoStepNoise(16, s=1e-1))
+    cfg = reduced_config(16, members=3, t_end=0.012, seed=4)
+
+    def run(fused: bool, compiled: bool) -> tuple[np.ndarray, np.ndarray]:
+        closure = ArtifactClosure(path, every=5, jitter=1e-2, seed=3)
+        if not fused:
+            closure.fills_injection = False  # read by the Simulation: the solver computes the diagnostics
+        sim = Simulation(cfg, closure=closure, omega0=OMEGA, planner="estimate")
+        diags = []
+        for _ in range(cfg.steps):
+            sim.advance()
+            if not compiled:
+                closure._buffers.plans = None  # type: ignore[union-attr]
+            diags.append(sim._last_closure.copy())
+        assert closure.samples == 3 and closure.jitters == cfg.steps - 3
+        return sim.omega_hat.copy(), np.array(diags)
+
+    omega_fused, diag_fused = run(True, True)
+    omega_solver, diag_solver = run(False, True)
+    np.testing.assert_array_equal(omega_fused, omega_solver)
+    np.testing.assert_array_equal(diag_fused, diag_solver)
+    assert np.all(diag_fused != 0)
+    omega_python, diag_python = run(True, False)
+    np.testing.assert_allclose(omega_python, omega_fused, rtol=0, atol=1e-12 * np.abs(omega_fused).max())
+    np.testing.assert_allclose(diag_python, diag_fused, rtol=1e-9)

@@ -1,10 +1,17 @@
-"""Jitter drawn in rfft2 space has the law of the rfft2 of physical white noise (coupling.spectral_jitter)."""
+"""Jitter drawn in rfft2 space has the law of the rfft2 of physical white noise (coupling.spectral_jitter); the
+one-pass jitter step; and why every mode is drawn (the solver keeps every mode of the closure term)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from coupling.spectral_jitter import add_spectral_white_noise_numba, noise_draw_shape, spectral_white_noise_reference
+from coupling.normal_stream import NormalStream
+from coupling.spectral_jitter import (add_spectral_white_noise_numba, jitter_step_numba, noise_draw_shape,
+                                      spectral_white_noise_reference)
+from kolmo.diagnostics import closure_injection
+from kolmo.grid import Grid
+from kolmo.simulation import Simulation
+from tests.coupling.conftest import reduced_config
 
 K, N, S = 4000, 8, 0.3  # samples, grid, std per point
 SELF_CONJUGATE = [(0, 0), (N // 2, 0), (0, N // 2), (N // 2, N // 2)]  # (ky, kx) in the rfft2 layout
@@ -54,3 +61,61 @@ def test_spectral_jitter_adds_in_place_and_is_linear_in_the_std() -> None:
     out = add_spectral_white_noise_numba(held, z, 2 * S)
     assert out is held
     np.testing.assert_allclose(held - (1.0 + 2.0j), 2 * spectral_white_noise_reference(z, S), rtol=1e-12)
+
+
+def test_a_jitter_step_adds_the_streams_normals_and_gives_the_solvers_injection_diagnostics_to_the_bit() -> None:
+    """jitter_step_numba (one pass: draws, addition, injection sums) = the stream's normals added by
+    add_spectral_white_noise_numba, and ⟨ψH⟩, ⟨ωH⟩ equal to kolmo.diagnostics.closure_injection bit for bit."""
+    grid = Grid(N, 2 * np.pi)
+    rng = np.random.default_rng(5)
+    held0 = rng.standard_normal((3, N, N // 2 + 1)) + 1j * rng.standard_normal((3, N, N // 2 + 1))
+    omega_hat = rng.standard_normal(held0.shape) + 1j * rng.standard_normal(held0.shape)
+    stream, twin = NormalStream(2, "jitter"), NormalStream(2, "jitter")
+    z = np.empty(noise_draw_shape(3, N))
+    held, injection = held0.copy(), np.zeros((2, 3))
+    state, raw, rejected = stream.kernel_args(z.size)
+    jitter_step_numba(state, raw, rejected, z, held, S, omega_hat, grid.inv_k2, 1.0 / N**4, injection, True)
+    reference = add_spectral_white_noise_numba(held0.copy(), twin.fill(np.empty(noise_draw_shape(3, N))), S)
+    np.testing.assert_allclose(held, reference, rtol=1e-14, atol=1e-14 * S * N)
+    np.testing.assert_array_equal(injection, closure_injection(grid, omega_hat, held))
+    np.testing.assert_array_equal(stream.state, twin.state)  # the same numbers drawn
+
+
+def test_the_solver_adds_every_mode_of_the_closure_term_so_no_jitter_mode_can_be_left_undrawn() -> None:
+    """The 2/3 mask acts on the advection only: a closure term made of one mode outside it (|k_x| ≥ N/3)
+    moves that mode of ω̂ by Δt·Ĥ (cn-euler, up to its viscous factor ≈ 1) and no other, so the jitter
+    must draw every mode of the rfft2 half-plane."""
+    cfg = reduced_config(N, members=1, t_end=1e-3)
+    outside = np.zeros((1, N, N // 2 + 1), dtype=complex)
+    outside[0, 1, 3] = 1.0  # (k_y, k_x) = (1, 3), 3 ≥ N/3: outside the square 2/3 mask
+    h = np.fft.irfft2(outside, s=(N, N))
+    zero = Simulation(cfg, closure=lambda state: np.zeros((1, N, N)), omega0=np.zeros((1, N, N)), planner="estimate")
+    one = Simulation(cfg, closure=lambda state: h, omega0=np.zeros((1, N, N)), planner="estimate")
+    assert not zero.grid.mask[1, 3]
+    zero.advance()
+    one.advance()
+    change = one.omega_hat - zero.omega_hat
+    assert abs(change[0, 1, 3] / cfg.dt - 1) < 1e-3
+    np.testing.assert_allclose(np.delete(change.ravel(), 1 * (N // 2 + 1) + 3), 0.0, atol=1e-15)
+
+
+def test_the_injection_sums_are_the_sequential_sums_over_rows_then_columns_member_by_member() -> None:
+    """closure_injection (members interleaved in the compiled loop) gives the bits of the plain sequential
+    sum of each member's terms in row-major order (the order of every earlier version)."""
+    grid = Grid(N, 2 * np.pi)
+    rng = np.random.default_rng(6)
+    omega_hat = rng.standard_normal((3, N, N // 2 + 1)) + 1j * rng.standard_normal((3, N, N // 2 + 1))
+    h_hat = rng.standard_normal(omega_hat.shape) + 1j * rng.standard_normal(omega_hat.shape)
+    expected = np.zeros((2, 3))
+    m = N // 2 + 1
+    for b in range(3):
+        e = z = 0.0
+        for j in range(N):
+            for i in range(m):
+                w = 1.0 if i in (0, m - 1) else 2.0
+                a, h = complex(omega_hat[b, j, i]), complex(h_hat[b, j, i])
+                p = w * (a.real * h.real + a.imag * h.imag)
+                e += p * float(grid.inv_k2[j, i])
+                z += p
+        expected[:, b] = e * (1.0 / float(N) ** 4), z * (1.0 / float(N) ** 4)
+    np.testing.assert_array_equal(closure_injection(grid, omega_hat, h_hat), expected)
