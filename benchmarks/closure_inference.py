@@ -6,8 +6,9 @@ alternating), 1 torch thread, float32:
 
 - ``fft``: the trained model as it was exported before issue 13 (``torch.fft`` spectral convolutions);
 - ``fft, frozen``: the same, ``torch.jit.freeze``-d as :func:`coupling.artifact.load_artifact` now does;
-- ``matrix``: the inference form (:func:`closure.inference.inference_form`: DFT matrices);
-- ``matrix, frozen``: what an exported artifact runs now.
+- ``matrix, frozen``: the spectral convolutions as DFT matrices only;
+- ``matrix + time grid``: the whole inference form (:func:`closure.inference.inference_form`), unfrozen;
+- ``matrix + time grid, frozen``: what an exported artifact runs now.
 
 Each form's max |ΔH| against the eager model on the same noise is recorded too.
 
@@ -45,13 +46,16 @@ def forms(run_dir: Path) -> tuple[dict[str, torch.jit.ScriptModule], ClosureArti
     eager = ClosureArtifact(model, run.normalisation).eval()
     omega = torch.randn(1, eager.grid, eager.grid)
     noise = torch.randn(eager.noise_shape(1))
-    fast = inference_form(eager, spectral_grids(eager, lambda: eager.sample(omega, noise)))
+    grids = spectral_grids(eager, lambda: eager.sample(omega, noise))
     keep = ["sample", "noise_shape"]
-    scripted = {"fft": torch.jit.script(eager), "matrix": torch.jit.script(fast)}
-    out = {}
-    for name, module in scripted.items():
-        out[name] = module
-        out[f"{name}, frozen"] = torch.jit.freeze(module.eval(), preserved_attrs=keep)
+    scripted = {"fft": torch.jit.script(eager),
+                "matrix": torch.jit.script(inference_form(eager, grids, time_grid=False)),
+                "matrix + time grid": torch.jit.script(inference_form(eager, grids))}
+    out = {"fft": scripted["fft"], "fft, frozen": torch.jit.freeze(scripted["fft"].eval(), preserved_attrs=keep),
+           "matrix, frozen": torch.jit.freeze(scripted["matrix"].eval(), preserved_attrs=keep),
+           "matrix + time grid": scripted["matrix + time grid"],
+           "matrix + time grid, frozen": torch.jit.freeze(scripted["matrix + time grid"].eval(),
+                                                          preserved_attrs=keep)}
     return out, eager, float(run.normalisation.closure_std)
 
 

@@ -257,7 +257,8 @@ def _time_grid_sampler(module: nn.Module) -> bool:
     return type(module) is FlowEuler and isinstance(module.network, ConditionalFNO) and not module.network.two_times
 
 
-def inference_form(module: nn.Module, grids: Dict[str, int]) -> nn.Module:
+def inference_form(module: nn.Module, grids: Dict[str, int], matrix_dft: bool = True,
+                   time_grid: bool = True) -> nn.Module:
     """A deep copy of ``module`` with each small :class:`SpectralConv2d` as a :class:`MatrixSpectralConv2d`
     and each flow-matching Euler sampler over a conditional FNO as a :class:`TimeGridFlowEuler`.
 
@@ -267,6 +268,8 @@ def inference_form(module: nn.Module, grids: Dict[str, int]) -> nn.Module:
         Trained module (not modified).
     grids : dict
         Grid size per spectral convolution, from :func:`spectral_grids` on ``module``.
+    matrix_dft, time_grid : bool
+        Whether to make each of the two replacements (both by default; one alone for ablations).
 
     Returns
     -------
@@ -281,12 +284,12 @@ def inference_form(module: nn.Module, grids: Dict[str, int]) -> nn.Module:
         conv = getattr(parent, child_name)
         if not isinstance(conv, SpectralConv2d):
             raise ValueError(f"{name} is not a SpectralConv2d in the copy")
-        if n * n * 4 * conv.modes * conv.modes <= MATRIX_DFT_MAX_ENTRIES:
+        if matrix_dft and n * n * 4 * conv.modes * conv.modes <= MATRIX_DFT_MAX_ENTRIES:
             setattr(parent, child_name, MatrixSpectralConv2d(conv, n))
     replaced: Dict[int, TimeGridFlowEuler] = {}  # one replacement per sampler, however many attributes hold it
     for parent in list(fast.modules()):
         for child_name, child in list(parent._modules.items()):  # every name, also a second name of one child
-            if child is not None and _time_grid_sampler(child):
+            if time_grid and child is not None and _time_grid_sampler(child):
                 if id(child) not in replaced:
                     replaced[id(child)] = TimeGridFlowEuler(child)
                 setattr(parent, child_name, replaced[id(child)])

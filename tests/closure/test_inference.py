@@ -47,6 +47,7 @@ def test_inference_form_replaces_only_small_layers_and_leaves_the_model_alone():
         assert set(grids.values()) == {n} and len(grids) == 8
         fast = inference_form(net, grids)
         assert sum(isinstance(m, MatrixSpectralConv2d) for m in fast.modules()) == replaced
+        assert not any(isinstance(m, MatrixSpectralConv2d) for m in inference_form(net, grids, matrix_dft=False).modules())
         assert sum(isinstance(m, SpectralConv2d) for m in net.modules()) == 8  # the original is untouched
         with torch.no_grad():
             want, got = net(t, x, c), fast(t, x, c)
@@ -112,6 +113,7 @@ def test_inference_form_swaps_only_one_time_flow_euler_samplers_once():
     fast = inference_form(holder, {})
     assert isinstance(fast["a"], TimeGridFlowEuler) and fast.alias is fast["a"]
     assert type(fast["b"]) is MeanFlowJump
+    assert type(inference_form(holder, {}, time_grid=False)["a"]) is FlowEuler  # the ablation switch
     assert type(holder["a"]) is FlowEuler  # the original is untouched
     with pytest.raises(ValueError, match="one-time"):
         TimeGridFNO(jumps.network, torch.zeros(1))
