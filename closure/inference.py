@@ -177,7 +177,8 @@ class TimeGridFNO(nn.Module):
 
     ``at_step(k, x_t, c)`` equals ``net(t_k, x_t, c)``: the shifts ``s_{k,l} = A_l GELU(D e(t_k))`` of the
     x-branch's Fourier layers are stored (``shifts``, shape (K, L, width)) and the rest of the network is
-    ``net``'s own modules (shared, not copied).
+    ``net``'s own modules (shared, not copied), all under their names in ``net`` (the time path's too,
+    which ``at_step`` does not call), so ``net.load_state_dict`` takes this module's state dict.
 
     Parameters
     ----------
@@ -192,9 +193,13 @@ class TimeGridFNO(nn.Module):
         if net.two_times:
             raise ValueError("TimeGridFNO takes a one-time network; this one also takes the jump's end time")
         self.channels = net.channels
+        # every trained module under its trained name (the time path too, unused by at_step), so that the
+        # eager network can be rebuilt from this module's state dict
+        self.time_embedding = net.time_embedding
+        self.time_dense = net.time_dense
         self.lift_x = net.lift_x
         self.lift_c = net.lift_c
-        self.x_layers = nn.ModuleList([layer.layer for layer in net.x_layers])
+        self.x_layers = net.x_layers
         self.c_layers = net.c_layers
         self.fuse = net.fuse
         self.project_hidden = net.project_hidden
@@ -213,7 +218,7 @@ class TimeGridFNO(nn.Module):
         shifts = self.shifts[k]
         h = self.lift_x(x_t)
         for i, layer in enumerate(self.x_layers):
-            h = layer(h + shifts[i][None, :, None, None])
+            h = layer.layer(h + shifts[i][None, :, None, None])
         g = self.lift_c(_match_grid(c, x_t.shape[-1]))
         for layer in self.c_layers:
             g = layer(g)

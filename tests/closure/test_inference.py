@@ -117,3 +117,18 @@ def test_inference_form_swaps_only_one_time_flow_euler_samplers_once():
     assert type(holder["a"]) is FlowEuler  # the original is untouched
     with pytest.raises(ValueError, match="one-time"):
         TimeGridFNO(jumps.network, torch.zeros(1))
+
+
+def test_the_eager_network_can_be_rebuilt_from_the_inference_form():
+    torch.manual_seed(2)
+    net = ConditionalFNO(FNOConfig(modes=2, width=4)).eval()
+    holder = torch.nn.ModuleDict({"s": FlowEuler(net, 1)})
+    fast = inference_form(holder, spectral_grids(holder, lambda: net(torch.zeros(1), torch.randn(1, 1, 8, 8),
+                                                                    torch.randn(1, 1, 8, 8))))
+    assert isinstance(fast["s"], TimeGridFlowEuler)
+    fresh = ConditionalFNO(FNOConfig(modes=2, width=4)).eval()
+    missing, _ = fresh.load_state_dict(fast["s"].network.state_dict(), strict=False)
+    assert missing == []
+    x, c, t = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), torch.zeros(2)
+    with torch.no_grad():
+        assert torch.equal(fresh(t, x, c), net(t, x, c))
