@@ -48,10 +48,12 @@ __all__ = ["MATRIX_DFT_MAX_ENTRIES", "MatrixSpectralConv2d", "TimeGridFNO", "Tim
 MATRIX_DFT_MAX_ENTRIES = 65_536
 """Largest ``n² · 2P`` (entries of each DFT matrix) for which :func:`inference_form` uses matrices.
 
-Measured on the 2-core CPU of this project (benchmarks/RESULTS.md §3): at 16², 4 modes (16,384
-entries) the matrix form takes the shipped one-step closure from 1.9 to 1.2 ms per call; the matrix
-products cost ``2 n² · 2P`` FLOPs per channel against ``2.5 n² log2 n²`` for a real FFT, 6× more at
-16² and 10× more at 64² with 6 modes, where they are no longer hidden by the operator overhead."""
+At 16², 4 modes (16,384 entries) the matrix form takes the shipped one-step closure from 1.47 to
+1.02 ms per call on the 2-core CPU of this project (benchmarks/RESULTS.md §5b). The products cost
+``2 n² · 2P`` FLOPs per channel against ``2.5 n² log2 n²`` for a real FFT: 6× more at 16² (0.03 against
+0.005 MFLOP), and 10× more at 64² with 6 modes (1.2 against 0.12 MFLOP per channel and transform: with
+40 channels, eight layers and ten network calls the physical diffusion model would execute 6.8 GFLOP
+more per sample, on top of its 2.6), so the threshold keeps the FFT there."""
 
 
 def _forward_dft(n: int, modes: int) -> Tensor:
