@@ -100,6 +100,21 @@ def seed_state(seed: int, stream: str = "") -> np.ndarray:
     return state
 
 
+@njit(cache=True, inline="always")
+def _xoshiro_next(s0, s1, s2, s3):  # pragma: no cover
+    """One xoshiro256++ step of a generator held in four registers: ``(word, s0, s1, s2, s3)``."""
+    t0 = s0 + s3
+    word = ((t0 << uint64(23)) | (t0 >> uint64(41))) + s0
+    t = s1 << uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << uint64(45)) | (s3 >> uint64(19))
+    return word, s0, s1, s2, s3
+
+
 @njit(cache=True)
 def complete_rejected_numba(state, flat, rejected, bad, out):  # pragma: no cover
     """The slow path: complete each rejected candidate ``out[rejected[q]]`` (its 32 bits in ``flat``) by
@@ -116,50 +131,18 @@ def complete_rejected_numba(state, flat, rejected, bad, out):  # pragma: no cove
         while True:
             if idx == 0:  # the tail beyond r (Marsaglia 1964), signed by the candidate's bit
                 while True:
-                    t0 = s0 + s3
-                    w1 = ((t0 << uint64(23)) | (t0 >> uint64(41))) + s0
-                    t = s1 << uint64(17)
-                    s2 ^= s0
-                    s3 ^= s1
-                    s1 ^= s2
-                    s0 ^= s3
-                    s2 ^= t
-                    s3 = (s3 << uint64(45)) | (s3 >> uint64(19))
-                    t0 = s0 + s3
-                    w2 = ((t0 << uint64(23)) | (t0 >> uint64(41))) + s0
-                    t = s1 << uint64(17)
-                    s2 ^= s0
-                    s3 ^= s1
-                    s1 ^= s2
-                    s0 ^= s3
-                    s2 ^= t
-                    s3 = (s3 << uint64(45)) | (s3 >> uint64(19))
+                    w1, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+                    w2, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
                     xx = -math.log1p(-((w1 >> uint64(11)) * (1.0 / 9007199254740992.0))) / 3.6541528853610088
                     yy = -math.log1p(-((w2 >> uint64(11)) * (1.0 / 9007199254740992.0)))
                     if yy + yy > xx * xx:
                         break
                 x = 3.6541528853610088 + xx
                 break
-            t0 = s0 + s3  # the wedge: a uniform height under the density
-            w1 = ((t0 << uint64(23)) | (t0 >> uint64(41))) + s0
-            t = s1 << uint64(17)
-            s2 ^= s0
-            s3 ^= s1
-            s1 ^= s2
-            s0 ^= s3
-            s2 ^= t
-            s3 = (s3 << uint64(45)) | (s3 >> uint64(19))
+            w1, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)  # the wedge: a uniform height under the density
             if (fi[idx - 1] - fi[idx]) * ((w1 >> uint64(11)) * (1.0 / 9007199254740992.0)) + fi[idx] < math.exp(-0.5 * x * x):
                 break
-            t0 = s0 + s3  # rejected: a fresh candidate (its 32 low bits)
-            w1 = ((t0 << uint64(23)) | (t0 >> uint64(41))) + s0
-            t = s1 << uint64(17)
-            s2 ^= s0
-            s3 ^= s1
-            s1 ^= s2
-            s0 ^= s3
-            s2 ^= t
-            s3 = (s3 << uint64(45)) | (s3 >> uint64(19))
+            w1, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)  # rejected: a fresh candidate (its 32 low bits)
             r32 = w1 & uint64(0xFFFFFFFF)
             negative = (r32 >> uint64(8)) & uint64(1)
             idx = r32 & uint64(0xFF)
