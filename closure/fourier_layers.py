@@ -169,4 +169,9 @@ class TimeShiftedFourierLayer(nn.Module):
 
     def forward(self, h: Tensor, e: Tensor) -> Tensor:
         """Apply to ``h (B, width, n, n)`` with embedding ``e (B, E)``."""
-        return self.layer(h + self.shift(e)[:, :, None, None])
+        return self.shifted(h, self.shift(e))
+
+    def shifted(self, h: Tensor, s: Tensor) -> Tensor:
+        """Apply to ``h (B, width, n, n)`` with the shift ``s = A e`` already computed, ``(B, width)`` or
+        ``(1, width)``."""
+        return self.layer(h + s[:, :, None, None])

@@ -26,7 +26,7 @@ A flow-matching Euler sampler (:class:`closure.samplers.FlowEuler`: FM, reflow) 
 the fixed times ``t_k = k / n_steps`` only, so the FNO's time path — Gaussian-Fourier features, a dense
 layer, GELU and one dense shift per Fourier layer, fourteen operators on a few hundred numbers — gives
 the same vectors at every call. :class:`TimeGridFlowEuler` evaluates it once, when the inference form
-is built, and its :class:`TimeGridFNO` adds the stored shifts ``A_l e(t_k)``.
+is built and passes the stored shifts ``A_l e(t_k)`` to the network (its ``shifts`` argument).
 """
 
 from __future__ import annotations
@@ -35,15 +35,13 @@ import copy
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from closure.fourier_layers import SpectralConv2d
-from closure.networks import ConditionalFNO, _match_grid
-from closure.samplers import FlowEuler, Sampler
+from closure.networks import ConditionalFNO
+from closure.samplers import FlowEuler
 
-__all__ = ["MATRIX_DFT_MAX_ENTRIES", "MatrixSpectralConv2d", "TimeGridFNO", "TimeGridFlowEuler", "inference_form",
-           "spectral_grids"]
+__all__ = ["MATRIX_DFT_MAX_ENTRIES", "MatrixSpectralConv2d", "TimeGridFlowEuler", "inference_form", "spectral_grids"]
 
 MATRIX_DFT_MAX_ENTRIES = 65_536
 """Largest ``n² · 2P`` (entries of each DFT matrix) for which :func:`inference_form` uses matrices.
@@ -174,67 +172,12 @@ def spectral_grids(module: nn.Module, run: Callable[[], object]) -> Dict[str, in
     return grids
 
 
-class TimeGridFNO(nn.Module):
-    """A :class:`ConditionalFNO` whose time path is evaluated once, for a fixed grid of times.
+class TimeGridFlowEuler(FlowEuler):
+    """:class:`FlowEuler` whose network's time path is evaluated once, for the sampler's fixed times.
 
-    ``at_step(k, x_t, c)`` equals ``net(t_k, x_t, c)``: the shifts ``s_{k,l} = A_l GELU(D e(t_k))`` of the
-    x-branch's Fourier layers are stored (``shifts``, shape (K, L, width)) and the rest of the network is
-    ``net``'s own modules (shared, not copied), all under their names in ``net`` (the time path's too,
-    which ``at_step`` does not call), so ``net.load_state_dict`` takes this module's state dict.
-
-    Parameters
-    ----------
-    net : ConditionalFNO
-        A one-time network (``two_times`` false).
-    times : Tensor, shape (K,)
-        The times it will be called at (cast to the network's dtype first, as a call would).
-    """
-
-    def __init__(self, net: ConditionalFNO, times: Tensor) -> None:
-        super().__init__()
-        if net.two_times:
-            raise ValueError("TimeGridFNO takes a one-time network; this one also takes the jump's end time")
-        self.channels = net.channels
-        # every trained module under its trained name (the time path too, unused by at_step), so that the
-        # eager network can be rebuilt from this module's state dict
-        self.time_embedding = net.time_embedding
-        self.time_dense = net.time_dense
-        self.lift_x = net.lift_x
-        self.lift_c = net.lift_c
-        self.x_layers = net.x_layers
-        self.c_layers = net.c_layers
-        self.fuse = net.fuse
-        self.project_hidden = net.project_hidden
-        self.project_out = net.project_out
-        dtype = net.lift_x.weight.dtype
-        with torch.no_grad():
-            e = F.gelu(net.time_dense(net.time_embedding(times.to(device=net.lift_x.weight.device, dtype=dtype))))
-            shifts = torch.stack([layer.shift(e) for layer in net.x_layers], dim=1)  # (K, L, width)
-        self.register_buffer("shifts", shifts.clone())
-
-    @torch.jit.export
-    def at_step(self, k: int, x_t: Tensor, c: Tensor) -> Tensor:
-        """``v(t_k, x_t, c)`` for ``x_t`` (B, C, n, n) and ``c`` (B, Cc, m, m); returns (B, C, n, n)."""
-        if x_t.dim() != 4 or x_t.shape[1] != self.channels:
-            raise ValueError("x_t must have shape (B, " + str(self.channels) + ", n, n), got " + str(list(x_t.shape)))
-        shifts = self.shifts[k]
-        h = self.lift_x(x_t)
-        for i, layer in enumerate(self.x_layers):
-            h = layer.layer(h + shifts[i][None, :, None, None])
-        g = self.lift_c(_match_grid(c, x_t.shape[-1]))
-        for layer in self.c_layers:
-            g = layer(g)
-        v = F.gelu(self.fuse(torch.cat([h, g], dim=1)))
-        v = F.gelu(self.project_hidden(v))
-        return self.project_out(v)
-
-    def forward(self, k: int, x_t: Tensor, c: Tensor) -> Tensor:
-        """Same as :meth:`at_step`."""
-        return self.at_step(k, x_t, c)
-
-
-class TimeGridFlowEuler(Sampler):
-    """:class:`FlowEuler` with a :class:`TimeGridFNO`: ``x_{k+1} = x_k + Δt v(t_k, x_k, c)``, the same scheme.
+    ``x_{k+1} = x_k + Δt v(t_k, x_k, c)``, the same scheme, with the x-branch shifts
+    :meth:`ConditionalFNO.layer_shifts` of every ``t_k`` stored (``shifts``, shape (K, L, 1, width)) and
+    passed to the network, which then skips its time path. The network itself is the sampler's (shared).
 
     Parameters
     ----------
@@ -243,17 +186,25 @@ class TimeGridFlowEuler(Sampler):
     """
 
     def __init__(self, sampler: FlowEuler) -> None:
-        times = sampler.times.detach().clone()
-        super().__init__(TimeGridFNO(sampler.network, times[:-1]), sampler.n_steps, sampler.name, sampler.nfe)
-        self.register_buffer("times", times)
+        net = sampler.network
+        if not isinstance(net, ConditionalFNO) or net.two_times:
+            raise ValueError("TimeGridFlowEuler takes a sampler over a one-time ConditionalFNO, got "
+                             + type(net).__name__ + (" with two times" if getattr(net, "two_times", False) else ""))
+        super().__init__(net, sampler.n_steps)
+        self.times = sampler.times.detach().clone()
+        dtype = net.lift_x.weight.dtype
+        with torch.no_grad():
+            shifts = torch.stack([net.layer_shifts(self.times[k:k + 1], 1, dtype) for k in range(self.n_steps)])
+        self.register_buffer("shifts", shifts)
 
     def _run(self, x_init: Tensor, c: Tensor, step_noise: Optional[Tensor], keep: bool) -> Tuple[Tensor, List[Tensor]]:
         x = x_init
         states: List[Tensor] = [x] if keep else []
+        batch = x.shape[0]
         times = self.times.to(x.dtype)
         for k in range(self.n_steps):
             dt = times[k + 1] - times[k]
-            x = x + dt * self.network.at_step(k, x, c)
+            x = x + dt * self.network(times[k].expand(batch), x, c, None, self.shifts[k])
             if keep:
                 states.append(x)
         return x, states

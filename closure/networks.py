@@ -172,7 +172,8 @@ class ConditionalFNO(nn.Module):
         self.project_hidden = nn.Conv2d(w, config.projection_width, kernel_size=1)
         self.project_out = nn.Conv2d(config.projection_width, config.channels, kernel_size=1)
 
-    def forward(self, t: Tensor, x_t: Tensor, c: Tensor, t_end: Optional[Tensor] = None) -> Tensor:
+    def forward(self, t: Tensor, x_t: Tensor, c: Tensor, t_end: Optional[Tensor] = None,
+                shifts: Optional[Tensor] = None) -> Tensor:
         """Evaluate the field.
 
         Parameters
@@ -185,6 +186,9 @@ class ConditionalFNO(nn.Module):
             Condition; ``m`` a multiple or divisor of ``n``.
         t_end : Tensor, shape (B,) or (), optional
             End time of the jump (``two_times`` networks only; required there).
+        shifts : Tensor, shape (L, B, width) or (L, 1, width), optional
+            :meth:`layer_shifts` of ``t`` (and ``t_end``), already computed (a sampler with fixed times
+            computes them once: :class:`closure.inference.TimeGridFlowEuler`); ``t`` is then not read.
 
         Returns
         -------
@@ -199,25 +203,34 @@ class ConditionalFNO(nn.Module):
                 "c must have shape (" + str(x_t.shape[0]) + ", " + str(self.cond_channels)
                 + ", m, m), got " + str(list(c.shape))
             )
-        batch = x_t.shape[0]
-        if t.dim() == 0:
-            t = t.expand(batch)
-        a = self.time_dense(self.time_embedding(t.to(x_t.dtype)))
-        if self.two_times:
-            if t_end is None:
-                raise ValueError("this network takes the end time of the jump: call it with t_end")
-            d = (t_end.to(x_t.dtype) - t.to(x_t.dtype)).expand(batch)
-            a = a + self.interval_dense(self.interval_embedding(d))
-        e = F.gelu(a)
+        if shifts is None:
+            shifts = self.layer_shifts(t, x_t.shape[0], x_t.dtype, t_end)
         h = self.lift_x(x_t)
-        for layer in self.x_layers:
-            h = layer(h, e)
+        for i, layer in enumerate(self.x_layers):
+            h = layer.shifted(h, shifts[i])
         g = self.lift_c(_match_grid(c, x_t.shape[-1]))
         for layer in self.c_layers:
             g = layer(g)
         v = F.gelu(self.fuse(torch.cat([h, g], dim=1)))
         v = F.gelu(self.project_hidden(v))
         return self.project_out(v)
+
+    def layer_shifts(self, t: Tensor, batch: int, dtype: torch.dtype, t_end: Optional[Tensor] = None) -> Tensor:
+        """The time path: the shifts ``A_l GELU(D e(t))`` of the x-branch's Fourier layers, ``(L, B, width)``.
+
+        ``e(t)`` is the Gaussian-Fourier embedding (plus ``e'(t_end − t)`` for ``two_times`` networks), in
+        ``dtype``; ``t`` of shape ``(B,)`` or ``()`` (expanded to ``batch``).
+        """
+        if t.dim() == 0:
+            t = t.expand(batch)
+        a = self.time_dense(self.time_embedding(t.to(dtype)))
+        if self.two_times:
+            if t_end is None:
+                raise ValueError("this network takes the end time of the jump: call it with t_end")
+            d = (t_end.to(dtype) - t.to(dtype)).expand(batch)
+            a = a + self.interval_dense(self.interval_embedding(d))
+        e = F.gelu(a)
+        return torch.stack([layer.shift(e) for layer in self.x_layers])
 
     def flops_per_sample(self, n: int, n_cond: Optional[int] = None) -> float:
         """Closed-form FLOPs of one forward call per sample on an ``n × n`` state grid.

@@ -8,7 +8,7 @@ import torch
 
 from closure.export import ClosureArtifact, export_model
 from closure.fourier_layers import SpectralConv2d
-from closure.inference import MatrixSpectralConv2d, TimeGridFlowEuler, TimeGridFNO, inference_form, spectral_grids
+from closure.inference import MatrixSpectralConv2d, TimeGridFlowEuler, inference_form, spectral_grids
 from closure.networks import ConditionalFNO, FNOConfig
 from closure.samplers import FlowEuler, MeanFlowJump
 from coupling.artifact import load_artifact
@@ -116,7 +116,7 @@ def test_inference_form_swaps_only_one_time_flow_euler_samplers_once():
     assert type(inference_form(holder, {}, time_grid=False)["a"]) is FlowEuler  # the ablation switch
     assert type(holder["a"]) is FlowEuler  # the original is untouched
     with pytest.raises(ValueError, match="one-time"):
-        TimeGridFNO(jumps.network, torch.zeros(1))
+        TimeGridFlowEuler(jumps)
 
 
 def test_the_eager_network_can_be_rebuilt_from_the_inference_form():
