@@ -82,6 +82,12 @@ def _inverse_dft(n: int, modes: int) -> Tensor:
     return torch.fft.irfft2(full, s=(n, n)).reshape(2 * p, n * n)
 
 
+def dft_matrices(n: int, modes: int, device: torch.device, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """``(Fᵀ, G)``, shapes (2P, n²) each, built in float64 and cast to ``dtype`` on ``device``."""
+    return (_forward_dft(n, modes).t().contiguous().to(device=device, dtype=dtype),
+            _inverse_dft(n, modes).to(device=device, dtype=dtype))
+
+
 class MatrixSpectralConv2d(nn.Module):
     """:class:`SpectralConv2d` on a fixed ``n × n`` grid with its transforms as matrix products.
 
@@ -95,6 +101,9 @@ class MatrixSpectralConv2d(nn.Module):
         The trained layer (its weights are copied into the block matrix, in their dtype and device).
     n : int
         Grid size of the fields this layer sees (``2 modes <= n``).
+    dft : (Tensor, Tensor), optional
+        ``(Fᵀ, G)`` of :func:`dft_matrices` for this ``n``, modes, device and dtype, to share between
+        layers (the file then stores them once); built here if absent.
 
     Attributes
     ----------
@@ -107,7 +116,7 @@ class MatrixSpectralConv2d(nn.Module):
     inverse_dft : Tensor, shape (2P, n²)
     """
 
-    def __init__(self, conv: SpectralConv2d, n: int) -> None:
+    def __init__(self, conv: SpectralConv2d, n: int, dft: Optional[Tuple[Tensor, Tensor]] = None) -> None:
         super().__init__()
         m = conv.modes
         if 2 * m > n:
@@ -121,10 +130,11 @@ class MatrixSpectralConv2d(nn.Module):
         block = torch.cat([torch.cat([w_re, w_im], dim=2), torch.cat([-w_im, w_re], dim=2)], dim=1)
         self.register_buffer("weight_real", w_re.clone())  # the trained weights, under their trained names
         self.register_buffer("weight_imag", w_im.clone())
-        self.register_buffer("forward_dft_t", _forward_dft(n, m).t().contiguous().to(device=weight.device,
-                                                                                      dtype=weight.dtype))
+        if dft is None:
+            dft = dft_matrices(n, m, weight.device, weight.dtype)
+        self.register_buffer("forward_dft_t", dft[0])
         self.register_buffer("block", block.clone())
-        self.register_buffer("inverse_dft", _inverse_dft(n, m).to(device=weight.device, dtype=weight.dtype))
+        self.register_buffer("inverse_dft", dft[1])
 
     def forward(self, h: Tensor) -> Tensor:
         """Apply to ``h`` of shape ``(B, in, n, n)``; returns ``(B, out, n, n)``."""
@@ -236,6 +246,7 @@ def inference_form(module: nn.Module, grids: Dict[str, int], matrix_dft: bool = 
         samplers (interpolants, VE-SDE, MeanFlow jumps) keep their networks' time paths.
     """
     fast = copy.deepcopy(module).eval()
+    shared: Dict[Tuple[int, int, torch.device, torch.dtype], Tuple[Tensor, Tensor]] = {}
     for name, n in grids.items():
         parent_name, _, child_name = name.rpartition(".")
         parent = fast.get_submodule(parent_name) if parent_name else fast
@@ -243,7 +254,11 @@ def inference_form(module: nn.Module, grids: Dict[str, int], matrix_dft: bool = 
         if not isinstance(conv, SpectralConv2d):
             raise ValueError(f"{name} is not a SpectralConv2d in the copy")
         if matrix_dft and n * n * 4 * conv.modes * conv.modes <= MATRIX_DFT_MAX_ENTRIES:
-            setattr(parent, child_name, MatrixSpectralConv2d(conv, n))
+            w = conv.weight_real
+            key = (n, conv.modes, w.device, w.dtype)
+            if key not in shared:
+                shared[key] = dft_matrices(n, conv.modes, w.device, w.dtype)
+            setattr(parent, child_name, MatrixSpectralConv2d(conv, n, shared[key]))
     replaced: Dict[int, TimeGridFlowEuler] = {}  # one replacement per sampler, however many attributes hold it
     for parent in list(fast.modules()):
         for child_name, child in list(parent._modules.items()):  # every name, also a second name of one child

@@ -47,6 +47,7 @@ def test_inference_form_replaces_only_small_layers_and_leaves_the_model_alone():
         assert set(grids.values()) == {n} and len(grids) == 8
         fast = inference_form(net, grids)
         assert sum(isinstance(m, MatrixSpectralConv2d) for m in fast.modules()) == replaced
+        assert len({id(m.forward_dft_t) for m in fast.modules() if isinstance(m, MatrixSpectralConv2d)}) <= 1
         assert not any(isinstance(m, MatrixSpectralConv2d) for m in inference_form(net, grids, matrix_dft=False).modules())
         assert sum(isinstance(m, SpectralConv2d) for m in net.modules()) == 8  # the original is untouched
         with torch.no_grad():
